@@ -1,0 +1,267 @@
+"""Typed, per-component configuration: frozen dataclasses, TOML presets, `--set` overrides.
+
+A preset is a small diff from the defaults below. Every key is checked: an unknown key or a
+value of the wrong type fails with a message that names the key and what is allowed.
+Registry-backed names (model, loss, data backend) are checked in `fastgan.validate`, which
+may import torch; this module must not, so that `fastgan --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from fastgan.errors import UsageError
+
+
+def choice(default: str, *choices: str, doc: str = "") -> Any:
+    """A string field restricted to `choices` (checked when the config is loaded)."""
+    return field(default=default, metadata={"choices": choices, "doc": doc})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "dcgan28"  # mlp | dcgan28 | dcgan (see fastgan.models)
+    z_dim: int = 100
+    resolution: int = 28  # output side in pixels; each model lists the sides it can make
+    channels: int = 1
+    width: int = 64  # dcgan/dcgan28: channels of the widest D layer, G mirrors it
+    conditional: bool = False
+    num_classes: int = 10
+    d_conditioning: str = choice("projection", "projection", "concat")
+    g_hidden: tuple[int, ...] = (256, 512, 1024)  # mlp only
+    d_hidden: tuple[int, ...] = (1024, 512, 256)  # mlp only
+    d_dropout: float = 0.3  # mlp only
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "nonsaturating"  # see fastgan.losses.LOSSES
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder et al. 2018); 0 = off
+    gp_weight: float = 10.0  # wgan-gp only: gradient penalty weight (Gulrajani et al. 2017)
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Radford et al. 2015: beta1 = 0.5
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    G: AdamConfig = AdamConfig()
+    D: AdamConfig = AdamConfig()
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # mnist | fashion-mnist | cifar10 | folder:PATH | npy:PATH
+    source: str = "fashion-mnist"
+    root: str = "data"  # where torchvision datasets are looked for and downloaded to
+    split: str = choice("train", "train", "test")
+    backend: str = "tensor"  # see fastgan.data.BACKENDS
+    num_workers: int = 2  # torchvision backend: DataLoader worker processes
+    hflip: bool = False  # random horizontal flip (backends that augment)
+    download: bool = True  # let torchvision download a missing dataset
+    skip_bad: bool = False  # folder sources: skip undecodable files instead of failing
+
+
+@dataclass(frozen=True)
+class TricksConfig:
+    """Stabilisers from soumith/ganhacks; all off unless a preset turns them on."""
+
+    label_smoothing: float = 0.0  # one-sided: D's real target becomes 1 - s (ganhacks #6)
+    label_flip: float = 0.0  # probability of swapping a D target real<->fake (ganhacks #6)
+    instance_noise: float = 0.0  # std of gaussian noise on D inputs, in [-1, 1] image units
+    instance_noise_images: int = 0  # images over which that std decays linearly to 0
+    d_batches: str = choice("separate", "separate", "concat")  # ganhacks #4: separate batches
+    d_steps: int = 1  # D steps per G step, each on a fresh real batch
+    ema_halflife_images: int = 10_000  # G_ema half-life in images seen (Karras et al.); 0 = copy
+    ema_rampup: float = 0.05  # half-life is at most this fraction of images seen (StyleGAN2-ADA); 0 = off
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 64  # global batch: split evenly across processes
+    total_images: int = 300_000  # real images shown to D over the whole run
+    precision: str = choice("no", "no", "bf16", "fp16")
+    compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")
+    compile_backend: str = "inductor"  # tests use "aot_eager" (no C++ build)
+    channels_last: bool = False
+    cpu: bool = False  # train on the CPU even if a GPU is present
+    log_every: int = 10_000  # images between reads of the device-side stats
+    sample_every: int = 50_000  # images between sample grids
+    checkpoint_every: int = 100_000  # images between checkpoints
+    keep_checkpoints: int = 2  # newest complete checkpoints kept
+    num_samples: int = 64  # images in each sample grid (one row per class if conditional)
+    warn_grad_norm: float = 100.0  # ganhacks: gradient norms above this are a failure signal
+    eval_every: int = 0  # images between in-training metrics; 0 = off
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    data: DataConfig = DataConfig()
+    tricks: TricksConfig = TricksConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the TOML file at `path`, then `section.key=value` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = read_toml(path)
+    where = str(path) if path is not None else "defaults"
+    cfg = build(Config, tree, prefix="", where=where)
+    for item in overrides:
+        cfg = apply_override(cfg, item)
+    return cfg
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"config file not found: {path} (presets live in configs/, e.g. configs/fashion-dcgan.toml)")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: not valid TOML: {e}") from None
+
+
+def build(cls: type, tree: dict[str, Any], prefix: str, where: str) -> Any:
+    """Make dataclass `cls` from a nested dict, checking every key and type."""
+    if not isinstance(tree, dict):
+        raise UsageError(f"{where}: '{prefix.rstrip('.')}' must be a table of keys")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(tree) - set(fields))
+    if unknown:
+        key = prefix + unknown[0]
+        raise UsageError(f"{where}: unknown key '{key}'; allowed in '{prefix.rstrip('.') or 'top level'}': {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in tree.items():
+        kwargs[name] = coerce(hints[name], value, prefix + name, where, fields[name])
+    return cls(**kwargs)
+
+
+def coerce(hint: Any, value: Any, key: str, where: str, f: dataclasses.Field[Any] | None = None) -> Any:
+    """Check `value` against the annotation `hint`; return it in the field's type."""
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key + ".", where)  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{where}: '{key}' must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(args[0], v, key, where) for v in value)
+        if len(value) != len(args):
+            raise UsageError(f"{where}: '{key}' must be a list of {len(args)} numbers, got {value!r}")
+        return tuple(coerce(a, v, key, where) for a, v in zip(args, value, strict=True))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{where}: '{key}' must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{where}: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise UsageError(f"{where}: '{key}' must be a string, got {value!r}")
+        choices = f.metadata.get("choices") if f is not None else None
+        if choices and value not in choices:
+            raise UsageError(f"{where}: '{key}' = {value!r} is not allowed; choose one of: {', '.join(choices)}")
+        return value
+    raise AssertionError(f"unsupported config type {hint!r} for {key}")  # pragma: no cover
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML syntax (1e-4, true, [0.5, 0.99], "x"), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(cfg: Config, item: str) -> Config:
+    """Apply one `section.key=value` to `cfg`, with the same checks as the file."""
+    if "=" not in item:
+        raise UsageError(f"--set {item!r}: expected section.key=value, e.g. --set train.batch_size=128")
+    dotted, text = item.split("=", 1)
+    path = dotted.strip().split(".")
+    where = f"--set {item}"
+    return _replace_path(cfg, path, parse_value(text.strip()), where, prefix="")
+
+
+def _replace_path(node: Any, path: list[str], value: Any, where: str, prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    name = path[0]
+    if name not in fields:
+        scope = prefix.rstrip(".") or "top level"
+        raise UsageError(f"{where}: unknown key '{prefix + name}'; allowed in '{scope}': {', '.join(fields)}")
+    hint = typing.get_type_hints(type(node))[name]
+    if len(path) == 1:
+        if dataclasses.is_dataclass(hint):
+            raise UsageError(
+                f"{where}: '{prefix + name}' is a section; set one of its keys, e.g. {prefix + name}.{dataclasses.fields(hint)[0].name}=..."
+            )  # type: ignore[arg-type]
+        new = coerce(hint, value, prefix + name, where, fields[name])
+    else:
+        if not dataclasses.is_dataclass(hint):
+            raise UsageError(f"{where}: '{prefix + name}' is a value, not a section")
+        new = _replace_path(getattr(node, name), path[1:], value, where, prefix + name + ".")
+    return dataclasses.replace(node, **{name: new})
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def to_toml(cfg: Config) -> str:
+    """The resolved config as TOML that `load_config` reads back to an equal Config."""
+    lines: list[str] = []
+
+    def emit(table: dict[str, Any], name: str) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if scalars:
+            lines.append(f"[{name}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+            lines.append("")
+        for k, v in table.items():
+            if isinstance(v, dict):
+                emit(v, f"{name}.{k}")
+
+    for section, table in to_dict(cfg).items():
+        emit(table, section)
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise AssertionError(f"cannot write {v!r} as TOML")  # pragma: no cover

@@ -1,0 +1,1 @@
+"""The training engine: the GAN step, the loop around it, and what they keep."""

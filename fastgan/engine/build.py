@@ -1,0 +1,146 @@
+"""Assemble a trainer from a config: models, optimizers, scalers, data, and the step.
+
+Distributed only through Accelerate: `prepare` wraps G and D in DDP when there are several
+processes; everything else is plain PyTorch. fastgan owns autocast and one GradScaler per
+network, because Accelerate keeps a single scaler and updates it in every optimizer step
+(huggingface/accelerate#174), which would let a D overflow halve G's loss scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch import nn
+
+from fastgan.config import Config
+from fastgan.data.backends import Batches, StreamSpec, make_batches
+from fastgan.data.sources import Source
+from fastgan.engine.ema import EMA
+from fastgan.engine.stats import DeviceStats
+from fastgan.engine.step import GANStep, Net, score_concat, score_separate
+from fastgan.engine.tricks import Targets
+from fastgan.errors import UsageError
+from fastgan.losses import get_loss, penalties
+from fastgan.models import build_models
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def make_accelerator(cfg: Config) -> Accelerator:
+    """One Accelerator; mixed precision stays "no" there because fastgan applies its own."""
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launched not in ("no", cfg.train.precision):
+        warnings.warn(
+            f"the launch config asks for mixed_precision={launched}, but fastgan uses train.precision="
+            f"{cfg.train.precision!r}; set --set train.precision={launched} to use it",
+            stacklevel=2,
+        )
+    # broadcast_buffers=False: D runs twice (real, generated) before one backward, and DDP's
+    # buffer broadcast before the second forward would modify BatchNorm buffers in place that
+    # autograd saved (pytorch/pytorch#175024). StyleGAN2-ADA makes the same choice.
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=cfg.train.cpu, mixed_precision="no", kwargs_handlers=[ddp])
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def maybe_compile(module: Callable[..., torch.Tensor], cfg: Config) -> Callable[..., torch.Tensor]:
+    """torch.compile with static shapes (the data contract keeps every batch the same shape)."""
+    if cfg.train.compile == "off":
+        return module
+    mode = None if cfg.train.compile == "default" or cfg.train.compile_backend != "inductor" else cfg.train.compile
+    return torch.compile(module, mode=mode, backend=cfg.train.compile_backend, dynamic=False)  # type: ignore[return-value]
+
+
+def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device) -> torch.optim.Optimizer:
+    # fused Adam takes the scaler's inf check as a tensor: skipping a step needs no host sync
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.Adam(module.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay, fused=fused)
+
+
+@dataclass
+class Trainer:
+    cfg: Config
+    accelerator: Accelerator
+    step: GANStep
+    data: Batches
+    per_process_batch: int
+    cur_nimg: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def G(self) -> nn.Module:
+        return self.step.G.module
+
+    @property
+    def D(self) -> nn.Module:
+        return self.step.D.module
+
+    @property
+    def G_ema(self) -> nn.Module:
+        return self.step.G_ema
+
+
+def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trainer:
+    world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+    if cfg.train.batch_size % world:
+        raise UsageError(f"train.batch_size = {cfg.train.batch_size} is the global batch and must divide evenly across {world} processes")
+    if cfg.model.conditional and source.num_classes > cfg.model.num_classes:
+        raise UsageError(f"model.num_classes = {cfg.model.num_classes}, but data.source {source.name!r} has {source.num_classes} classes")
+    batch = cfg.train.batch_size // world
+
+    set_seed(cfg.train.seed)  # the same on every process: identical initial G and D
+    G, D = build_models(cfg.model)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    G, D = G.to(device).to(memory_format=memory_format), D.to(device).to(memory_format=memory_format)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_G, opt_D = make_optimizer(G, cfg.optim.G, device), make_optimizer(D, cfg.optim.D, device)
+    G_ddp, D_ddp = accelerator.prepare(G, D)  # DDP-wrapped when world > 1, else the same modules
+    set_seed(cfg.train.seed, device_specific=True)  # per-process latents from here on
+
+    def scaler() -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
+
+    loss = get_loss(cfg.loss.name)
+    step = GANStep(
+        G=Net(G, maybe_compile(G_ddp, cfg), opt_G, scaler(), lambda: accelerator.no_sync(G_ddp)),
+        D=Net(D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp)),
+        G_ema=G_ema,
+        loss=loss,
+        penalties=penalties(cfg.loss.name, cfg.loss.r1_gamma, cfg.loss.gp_weight),
+        needs_real_grad=cfg.loss.r1_gamma > 0,
+        targets=Targets(smoothing=cfg.tricks.label_smoothing, flip=cfg.tricks.label_flip, device=device),
+        score=score_concat if cfg.tricks.d_batches == "concat" else score_separate,
+        autocast=autocast_factory(device, cfg.train.precision),
+        ema=EMA(half_life_images=cfg.tricks.ema_halflife_images, global_batch=cfg.train.batch_size, rampup=cfg.tricks.ema_rampup),
+        stats=DeviceStats(),
+        z_dim=cfg.model.z_dim,
+        num_classes=cfg.model.num_classes if cfg.model.conditional else 1,
+        device=device,
+    )
+    spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
+    data = make_batches(cfg.data.backend, source, spec)
+    return Trainer(cfg, accelerator, step, data, batch)
+
+
+def run_dir_default(config_path: Path | None) -> Path:
+    import time
+
+    stem = config_path.stem if config_path is not None else "run"
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,127 @@
+"""What a run tells its user: a progress bar, metrics.jsonl, TensorBoard, and failure warnings.
+
+Only the main process reports. Values arrive once per log interval, already on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from fastgan.config import Config
+
+# Keys shown in the log line and the progress bar, in order.
+SHOWN = ("loss_D", "loss_G", "D_real", "D_gen", "gnorm_D", "gnorm_G")
+
+
+def failure_warnings(values: dict[str, float], cfg: Config) -> list[str]:
+    """ganhacks "track failures early": signals that training is going wrong."""
+    out: list[str] = []
+    for key in ("loss_D", "loss_G"):
+        if key in values and not math.isfinite(values[key]):
+            out.append(f'{key} is {values[key]}: training diverged (try a lower lr, or precision = "bf16")')
+    if cfg.loss.name in ("minimax", "nonsaturating", "lsgan") and values.get("loss_D", 1.0) < 1e-2:
+        out.append(f"D loss is {values['loss_D']:.2e}, near 0: D wins and G gets no signal (ganhacks: track failures early)")
+    for net in ("D", "G"):
+        peak = values.get(f"gnorm_{net}_max", 0.0)
+        if peak > cfg.train.warn_grad_norm:
+            out.append(f"{net} gradient norm reached {peak:.0f} (> train.warn_grad_norm = {cfg.train.warn_grad_norm:g}): unstable training")
+    for net in ("D", "G"):
+        skipped = values.get(f"skipped_{net}_total", 0.0)
+        if skipped > 0:
+            out.append(f"{int(skipped)} {net} step(s) skipped for inf/NaN gradients (fp16 loss scale backing off)")
+    return out
+
+
+class Reporter:
+    def __init__(self, run_dir: Path, total_images: int, *, enabled: bool, tensorboard: bool = True) -> None:
+        self.run_dir = run_dir
+        self.total = total_images
+        self.enabled = enabled
+        self.console = Console(stderr=True, soft_wrap=True)
+        self.progress: Progress | None = None
+        self.writer: Any = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.started = time.time()
+
+    def start(self, cur_nimg: int) -> None:
+        if not self.enabled:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("img"),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=self.console,
+            transient=False,
+            disable=not self.console.is_terminal,  # logs and CI get the per-interval lines only
+        )
+        self.task = self.progress.add_task("train", total=self.total, completed=cur_nimg, speed="", stats="")
+        self.progress.start()
+
+    def advance(self, cur_nimg: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=min(cur_nimg, self.total))
+
+    def log(self, cur_nimg: int, values: dict[str, float], warnings: list[str]) -> None:
+        if not self.enabled:
+            return
+        shown = {k: values[k] for k in SHOWN if k in values}
+        record: dict[str, Any] = {
+            "nimg": cur_nimg,
+            "time_s": round(time.time() - self.started, 3),
+            **{
+                k: v
+                for k, v in values.items()
+                if not (k.endswith("_total") and not k.startswith("skipped")) and not (k.endswith("_max") and not k.startswith("gnorm"))
+            },
+        }
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for k, v in record.items():
+                if k not in ("nimg", "time_s") and math.isfinite(v):
+                    self.writer.add_scalar(k, v, cur_nimg)
+        text = "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
+        if self.progress is not None:
+            self.progress.update(self.task, speed=f"{values.get('images_per_s', 0):,.0f} img/s", stats=text)
+        self.console.print(f"[dim]{cur_nimg:>10,} img[/dim]  {text}  {values.get('images_per_s', 0):,.0f} img/s", highlight=False)
+        for w in warnings:
+            self.warn(cur_nimg, w)
+
+    def scalar(self, cur_nimg: int, name: str, value: float) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(name, value, cur_nimg)
+
+    def metrics(self, cur_nimg: int, values: dict[str, float]) -> None:
+        """Extra values at their own interval (e.g. in-training FD): jsonl and TensorBoard."""
+        if not self.enabled:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"nimg": cur_nimg, **values}) + "\n")
+        for k, v in values.items():
+            self.scalar(cur_nimg, k, v)
+
+    def warn(self, cur_nimg: int, message: str) -> None:
+        if self.enabled:
+            self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
+
+    def finish(self, cur_nimg: int) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.writer is not None:
+            self.writer.close()

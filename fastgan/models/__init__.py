@@ -1,0 +1,50 @@
+"""The model registry: a name, a builder returning (G, D), and the resolutions it can make.
+
+G(z [B, Z], labels [B]) -> images [B, C, R, R] in [-1, 1]; D(images, labels) -> logits [B].
+Unconditional models take the labels and ignore them, so the step has one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from fastgan.config import ModelConfig
+from fastgan.errors import UsageError
+from fastgan.models.dcgan import build_dcgan
+from fastgan.models.dcgan28 import build_dcgan28
+from fastgan.models.mlp import build_mlp
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
+    resolutions: tuple[int, ...] | None  # None: any resolution
+    summary: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec(build_mlp, None, "the MLP GAN of the classic tutorials"),
+    "dcgan28": ModelSpec(build_dcgan28, (28,), "the small DCGAN of the MNIST tutorials, 28x28"),
+    "dcgan": ModelSpec(build_dcgan, (16, 32, 64, 128), "Radford et al.'s DCGAN, 32 or 64 px (width = model.width)"),
+}
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """Raise a UsageError naming the option when `cfg` asks for something no model can make."""
+    if cfg.name not in MODELS:
+        raise UsageError(f"model.name = {cfg.name!r} is not known; choose one of: {', '.join(MODELS)}")
+    sides = MODELS[cfg.name].resolutions
+    if sides is not None and cfg.resolution not in sides:
+        raise UsageError(f"model.resolution = {cfg.resolution}: model {cfg.name!r} makes {' or '.join(map(str, sides))} px images")
+    if cfg.channels not in (1, 3):
+        raise UsageError(f"model.channels = {cfg.channels}: use 1 (grey) or 3 (RGB)")
+    if cfg.conditional and cfg.num_classes < 2:
+        raise UsageError(f"model.num_classes = {cfg.num_classes}: a conditional model needs at least 2 classes")
+
+
+def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    check_model(cfg)
+    return MODELS[cfg.name].build(cfg)

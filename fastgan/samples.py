@@ -1,0 +1,70 @@
+"""Sample grids and arrays from a generator."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def fixed_latents(
+    num: int, z_dim: int, num_classes: int, conditional: bool, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """z, labels and the grid's row length. Conditional: one row per class, in class order."""
+    g = torch.Generator().manual_seed(seed)
+    if conditional:
+        per_class = max(1, num // num_classes)
+        labels = torch.arange(num_classes).repeat_interleave(per_class)
+        row = per_class
+    else:
+        labels = torch.zeros(num, dtype=torch.long)
+        row = math.ceil(math.sqrt(num))
+    z = torch.randn(len(labels), z_dim, generator=g)
+    return z.to(device), labels.to(device), row
+
+
+@torch.no_grad()
+def generate_uint8(G: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """G's images as uint8 [N, C, H, W] (from tanh's [-1, 1]), in eval mode, batched."""
+    was_training = G.training
+    G.eval()
+    out = [G(z[i : i + batch], labels[i : i + batch]).float() for i in range(0, len(z), batch)]
+    G.train(was_training)
+    images = torch.cat(out)
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def grid(images: torch.Tensor, row: int, pad: int = 2) -> np.ndarray:
+    """uint8 [N, C, H, W] -> one uint8 image [H', W', C] with `row` images per row."""
+    n, c, h, w = images.shape
+    rows = math.ceil(n / row)
+    canvas = np.full((c, rows * (h + pad) + pad, row * (w + pad) + pad), 255, dtype=np.uint8)
+    host = images.cpu().numpy()
+    for i in range(n):
+        r, col = divmod(i, row)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[:, top : top + h, left : left + w] = host[i]
+    return canvas.transpose(1, 2, 0)
+
+
+def save_png(images: torch.Tensor, row: int, path: Path) -> None:
+    """Save a grid; images of 32 px or less are scaled up 3x (nearest) so a person can see them."""
+    from PIL import Image
+
+    arr = grid(images, row)
+    mode = "L" if arr.shape[2] == 1 else "RGB"
+    im = Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode=mode)
+    if images.shape[-1] <= 32:
+        im = im.resize((im.width * 3, im.height * 3), Image.Resampling.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    im.save(tmp)
+    tmp.replace(path)
+
+
+def diversity(images: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel std across a batch (float, on device): near 0 when samples collapse."""
+    return images.float().std(dim=0).mean()

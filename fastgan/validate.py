@@ -1,0 +1,54 @@
+"""Checks across config sections, done before anything is written. Each names the option."""
+
+from __future__ import annotations
+
+from fastgan.config import Config
+from fastgan.errors import UsageError
+
+
+def validate(cfg: Config) -> None:
+    from fastgan.data.backends import BACKENDS
+    from fastgan.losses import get_loss
+    from fastgan.models import check_model
+
+    check_model(cfg.model)
+    loss = get_loss(cfg.loss.name)
+    if cfg.data.backend not in BACKENDS:
+        raise UsageError(f"data.backend = {cfg.data.backend!r} is not known; choose one of: {', '.join(BACKENDS)}")
+    t, tr = cfg.train, cfg.tricks
+    positive = {
+        "train.batch_size": t.batch_size,
+        "train.total_images": t.total_images,
+        "train.log_every": t.log_every,
+        "train.sample_every": t.sample_every,
+        "train.checkpoint_every": t.checkpoint_every,
+        "train.num_samples": t.num_samples,
+        "tricks.d_steps": tr.d_steps,
+        "model.z_dim": cfg.model.z_dim,
+        "model.width": cfg.model.width,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UsageError(f"{key} = {value}: must be at least 1")
+    if not 0 <= tr.label_smoothing < 1:
+        raise UsageError(f"tricks.label_smoothing = {tr.label_smoothing}: must be in [0, 1), e.g. 0.1")
+    if not 0 <= tr.label_flip <= 0.5:
+        raise UsageError(f"tricks.label_flip = {tr.label_flip}: must be in [0, 0.5], e.g. 0.05")
+    if (tr.label_smoothing or tr.label_flip) and not loss.uses_targets:
+        raise UsageError(
+            f"tricks.label_smoothing/label_flip change D's targets, which loss.name = {cfg.loss.name!r} does not have; "
+            "use minimax, nonsaturating or lsgan, or set them to 0"
+        )
+    if tr.instance_noise < 0 or tr.ema_halflife_images < 0:
+        raise UsageError("tricks.instance_noise and tricks.ema_halflife_images must not be negative")
+    if cfg.loss.r1_gamma < 0:
+        raise UsageError(f"loss.r1_gamma = {cfg.loss.r1_gamma}: must not be negative")
+    if t.compile != "off" and (cfg.loss.r1_gamma > 0 or loss.gradient_penalty):
+        raise UsageError(
+            "loss.r1_gamma / wgan-gp need double backward, which torch.compile does not support "
+            '(pytorch/pytorch#91469); set train.compile = "off" for this loss'
+        )
+    for net in ("G", "D"):
+        opt = getattr(cfg.optim, net)
+        if opt.lr <= 0 or not all(0 <= b < 1 for b in opt.betas):
+            raise UsageError(f"optim.{net}: lr must be > 0 and betas in [0, 1), got lr={opt.lr} betas={list(opt.betas)}")

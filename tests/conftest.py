@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny synthetic datasets, the CLI runner, and the Fashion-MNIST gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; scripts/setup.sh does it)",
+)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tiny_npy(tmp_path: Path) -> Path:
+    """256 grey 28x28 images of 4 classes (bright squares at class-dependent places), + labels."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(256) % 4
+    images = rng.integers(0, 40, size=(256, 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        r, col = divmod(int(c), 2)
+        images[i, 4 + 12 * r : 12 + 12 * r, 4 + 12 * col : 12 + 12 * col] = 220
+    path = tmp_path / "tiny.npy"
+    np.save(path, images)
+    np.save(tmp_path / "tiny.labels.npy", labels.astype(np.int64))
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, tiny_npy: Path) -> Path:
+    """A debug-sized config on the tiny array: trains in about a second."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        f"""
+[model]
+name = "dcgan28"
+width = 4
+
+[data]
+source = "npy:{tiny_npy}"
+
+[train]
+batch_size = 16
+total_images = 128
+log_every = 64
+sample_every = 64
+checkpoint_every = 64
+num_samples = 8
+"""
+    )
+    return cfg
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastgan.config import Config, load_config, to_toml
+from fastgan.errors import UsageError
+from fastgan.validate import validate
+
+from .conftest import REPO
+
+
+def test_defaults_and_every_preset_load_and_validate() -> None:
+    assert load_config(None) == Config()
+    for preset in sorted((REPO / "configs").glob("*.toml")):
+        cfg = load_config(preset)
+        validate(cfg)
+
+
+def test_preset_is_a_diff_from_defaults() -> None:
+    cfg = load_config(REPO / "configs" / "mnist-mlp.toml")
+    assert cfg.model.name == "mlp" and cfg.model.g_hidden == (256, 512, 1024)
+    assert cfg.optim.G.lr == 2e-4  # untouched default
+
+
+def test_overrides_are_typed() -> None:
+    cfg = load_config(
+        None, ["train.batch_size=128", "optim.D.lr=1e-4", "optim.G.betas=[0.0, 0.99]", "data.source=mnist", "data.hflip=true"]
+    )
+    assert cfg.train.batch_size == 128
+    assert cfg.optim.D.lr == 1e-4 and cfg.optim.G.lr == 2e-4
+    assert cfg.optim.G.betas == (0.0, 0.99)
+    assert cfg.data.source == "mnist" and cfg.data.hflip is True
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batchsize=3", "unknown key 'train.batchsize'"),
+        ("nosuch.key=1", "unknown key 'nosuch'"),
+        ("train.batch_size=abc", "'train.batch_size' must be a whole number"),
+        ("train.batch_size=1.5", "must be a whole number"),
+        ("data.hflip=1", "must be true or false"),
+        ("train.precision=fp8", "choose one of: no, bf16, fp16"),
+        ("optim.G.betas=[0.5]", "list of 2 numbers"),
+        ("train=1", "is a section"),
+        ("train.batch_size", "expected section.key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[model]\nnmae = 'mlp'\n")
+    with pytest.raises(UsageError, match=r"c.toml: unknown key 'model.nmae'; allowed in 'model': name, z_dim"):
+        load_config(p)
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[model\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(p)
+    with pytest.raises(UsageError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "cifar10-dcgan.toml", ["tricks.label_smoothing=0.1", "model.g_hidden=[8, 16]"])
+    p = tmp_path / "resolved.toml"
+    p.write_text(to_toml(cfg))
+    assert load_config(p) == cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.name=resnet", "model.name = 'resnet' is not known; choose one of: mlp, dcgan28, dcgan"),
+        ("loss.name=wasserstein", "loss.name = 'wasserstein' is not known"),
+        ("data.backend=ffcv", "data.backend = 'ffcv' is not known"),
+        ("model.resolution=48", "model.resolution = 48: model 'dcgan28' makes 28 px images"),
+        ("tricks.label_smoothing=1.5", "tricks.label_smoothing"),
+        ("train.batch_size=0", "train.batch_size = 0: must be at least 1"),
+    ],
+)
+def test_validate_names_the_option(override: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        validate(load_config(None, [override]))
+
+
+def test_smoothing_refused_for_losses_without_targets() -> None:
+    with pytest.raises(UsageError, match="does not have"):
+        validate(load_config(None, ["loss.name=hinge", "tricks.label_smoothing=0.1"]))
+
+
+def test_penalties_refused_with_compile() -> None:
+    with pytest.raises(UsageError, match="double backward"):
+        validate(load_config(None, ["loss.r1_gamma=1.0", "train.compile=default"]))
+    with pytest.raises(UsageError, match="double backward"):
+        validate(load_config(None, ["loss.name=wgan-gp", "train.compile=default"]))

@@ -1,0 +1,94 @@
+"""Each loss against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fastgan.engine.tricks import Targets, instance_noise_std
+from fastgan.losses import LOSSES, gradient_penalty, r1_penalty
+
+real = torch.tensor([2.0, -1.0])
+gen = torch.tensor([0.5, -3.0])
+ones, zeros = torch.ones(2), torch.zeros(2)
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_bce_d_loss_is_minus_log_likelihood() -> None:
+    expected = -(math.log(sig(2)) + math.log(sig(-1))) / 2 - (math.log(1 - sig(0.5)) + math.log(1 - sig(-3))) / 2
+    for name in ("minimax", "nonsaturating"):
+        assert LOSSES[name].d_loss(real, gen, ones, zeros).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_minimax_and_nonsaturating_g_losses() -> None:
+    minimax = (math.log(1 - sig(0.5)) + math.log(1 - sig(-3))) / 2
+    nonsat = -(math.log(sig(0.5)) + math.log(sig(-3))) / 2
+    assert LOSSES["minimax"].g_loss(gen).item() == pytest.approx(minimax, rel=1e-6)
+    assert LOSSES["nonsaturating"].g_loss(gen).item() == pytest.approx(nonsat, rel=1e-6)
+
+
+def test_hinge() -> None:
+    d = (max(0, 1 - 2) + max(0, 1 + 1)) / 2 + (max(0, 1 + 0.5) + max(0, 1 - 3)) / 2
+    assert LOSSES["hinge"].d_loss(real, gen, ones, zeros).item() == pytest.approx(d)
+    assert LOSSES["hinge"].g_loss(gen).item() == pytest.approx(-(0.5 - 3) / 2)
+
+
+def test_lsgan() -> None:
+    d = 0.5 * ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2 + 0.5 * (0.5**2 + 3**2) / 2
+    assert LOSSES["lsgan"].d_loss(real, gen, ones, zeros).item() == pytest.approx(d)
+    assert LOSSES["lsgan"].g_loss(gen).item() == pytest.approx(0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2)
+
+
+def test_wasserstein() -> None:
+    assert LOSSES["wgan-gp"].d_loss(real, gen, ones, zeros).item() == pytest.approx((0.5 - 3) / 2 - (2 - 1) / 2)
+
+
+def test_smoothed_target_changes_bce() -> None:
+    smooth = torch.full((2,), 0.9)
+    expected = -sum(0.9 * math.log(sig(x)) + 0.1 * math.log(1 - sig(x)) for x in (2, -1)) / 2
+    expected += -(math.log(1 - sig(0.5)) + math.log(1 - sig(-3))) / 2
+    assert LOSSES["nonsaturating"].d_loss(real, gen, smooth, zeros).item() == pytest.approx(expected, rel=1e-6)
+
+
+class Linear(torch.nn.Module):
+    """D(x) = sum(w * x): its input gradient is w, so the penalties are known in closed form."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (x * self.w).flatten(1).sum(1)
+
+
+def test_r1_and_gradient_penalty_closed_form() -> None:
+    w = torch.full((1, 2, 2), 3.0)  # ||w||^2 = 36, ||w|| = 6
+    D = Linear(w)
+    x = torch.randn(4, 1, 2, 2, requires_grad=True)
+    labels = torch.zeros(4, dtype=torch.long)
+    r1 = r1_penalty(gamma=2.0)(D, x, D(x, labels), x, labels, labels)
+    assert r1.item() == pytest.approx(0.5 * 2.0 * 36)
+    gp = gradient_penalty(weight=10.0)(D, x, D(x, labels), torch.randn(4, 1, 2, 2), labels, labels)
+    assert gp.item() == pytest.approx(10.0 * (6 - 1) ** 2)
+
+
+def test_targets_smoothing_and_flips() -> None:
+    real_t, gen_t = Targets(smoothing=0.1, flip=0.0, device=torch.device("cpu"))(1000)
+    assert torch.all(real_t == 0.9) and torch.all(gen_t == 0)
+    torch.manual_seed(0)
+    real_t, gen_t = Targets(smoothing=0.0, flip=0.25, device=torch.device("cpu"))(10_000)
+    flipped = (real_t == 0).float().mean().item()
+    assert 0.22 < flipped < 0.28
+    assert torch.all(real_t + gen_t == 1)  # a flip swaps, never duplicates
+
+
+def test_instance_noise_decays_linearly() -> None:
+    assert instance_noise_std(0.1, 1000, 0) == pytest.approx(0.1)
+    assert instance_noise_std(0.1, 1000, 500) == pytest.approx(0.05)
+    assert instance_noise_std(0.1, 1000, 2000) == 0.0
+    assert instance_noise_std(0.0, 1000, 0) == 0.0
