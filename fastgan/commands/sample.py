@@ -24,7 +24,7 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
             raise UsageError(f"{path}: no config.toml beside it; it is needed to rebuild the generator")
         return load_config(cfg_path), load_file(str(path)), str(path)
     if (path / "state.pt").is_file():  # a checkpoint folder
-        state = ckpt.load_state(path, torch.device("cpu"))
+        state = ckpt.load_state(path)
         return load_config(path / "config.toml"), state["G_ema"], str(path)
     if (path / "config.toml").is_file():  # a run folder
         if (path / "generator.safetensors").is_file():

@@ -50,7 +50,10 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # buffer broadcast before the second forward would modify BatchNorm buffers in place that
     # autograd saved (pytorch/pytorch#175024). StyleGAN2-ADA makes the same choice.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=cfg.train.cpu, mixed_precision="no", kwargs_handlers=[ddp])
+    # Accelerate picks gloo DDP (MULTI_CPU) only when told cpu=True; without it, processes
+    # launched on a machine with no GPU each run alone (DistributedType.NO).
+    cpu = cfg.train.cpu or not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
 
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
@@ -111,8 +114,12 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     G, D = G.to(device).to(memory_format=memory_format), D.to(device).to(memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G, opt_D = make_optimizer(G, cfg.optim.G, device), make_optimizer(D, cfg.optim.D, device)
-    G_ddp, D_ddp = accelerator.prepare(G, D)  # DDP-wrapped when world > 1, else the same modules
-    set_seed(cfg.train.seed, device_specific=True)  # per-process latents from here on
+    with warnings.catch_warnings():
+        # torch 2.14 prefers forward_sync_buffers=False, which Accelerate's kwargs handler does
+        # not offer yet; broadcast_buffers=False behaves the same for us (init is seeded alike).
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*is deprecated", category=FutureWarning)
+        G_ddp, D_ddp = accelerator.prepare(G, D)  # DDP-wrapped when world > 1, else the same modules
+    set_seed(cfg.train.seed, device_specific=True)  # per-process noise (dropout, flips) from here on
 
     def scaler() -> torch.amp.GradScaler:
         return torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
@@ -133,6 +140,9 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         z_dim=cfg.model.z_dim,
         num_classes=cfg.model.num_classes if cfg.model.conditional else 1,
         device=device,
+        latent_gen=torch.Generator(device=device).manual_seed(cfg.train.seed + 1),
+        rank=rank,
+        world=world,
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)

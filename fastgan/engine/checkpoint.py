@@ -89,9 +89,11 @@ def publish(run_dir: Path, cur_nimg: int, keep: int) -> Path:
     return dst
 
 
-def load_state(ckpt: Path, device: torch.device) -> dict[str, Any]:
+def load_state(ckpt: Path) -> dict[str, Any]:
+    """Load to host memory: load_state_dict copies onto each module's device, and a map to
+    Accelerate's gloo device "cpu:0" is one torch.load cannot restore."""
     try:
-        return torch.load(ckpt / "state.pt", map_location=device, weights_only=True)
+        return torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types
         raise UsageError(f"{ckpt / 'state.pt'}: cannot load checkpoint ({type(e).__name__}: {e}); resume from an older one") from None
 

@@ -15,6 +15,7 @@ import torch
 from fastgan.config import to_toml
 from fastgan.engine import checkpoint as ckpt
 from fastgan.engine.build import Trainer
+from fastgan.engine.consistency import sync_from_main
 from fastgan.engine.report import Reporter, failure_warnings
 from fastgan.engine.tricks import instance_noise_std
 from fastgan.samples import diversity, fixed_latents, generate_uint8, save_png
@@ -32,6 +33,8 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter) -> None:
     t = cfg.train
     z, labels, row = fixed_latents(t.num_samples, cfg.model.z_dim, cfg.model.num_classes, cfg.model.conditional, t.seed, acc.device)
     data = iter(trainer.data)
+    # G_ema is not wrapped by DDP: make sure every process starts from the main one's.
+    sync_from_main(acc, trainer.G_ema, params=True)
     reporter.start(trainer.cur_nimg)
     last_time, last_nimg = time.perf_counter(), trainer.cur_nimg
     while trainer.cur_nimg < t.total_images:
@@ -51,9 +54,13 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter) -> None:
             values["images_per_s"] = (trainer.cur_nimg - last_nimg) / max(now - last_time, 1e-9)
             last_time, last_nimg = now, trainer.cur_nimg
             reporter.log(trainer.cur_nimg, values, failure_warnings(values, cfg))
-        if crossed(before, trainer.cur_nimg, t.sample_every) or done:
+        sample_now = crossed(before, trainer.cur_nimg, t.sample_every) or done
+        save_now = crossed(before, trainer.cur_nimg, t.checkpoint_every) or done
+        if sample_now or save_now:
+            sync_from_main(acc, trainer.G, trainer.D, trainer.G_ema)  # BatchNorm statistics
+        if sample_now:
             write_samples(trainer, run_dir, reporter, z, labels, row)
-        if crossed(before, trainer.cur_nimg, t.checkpoint_every) or done:
+        if save_now:
             save_checkpoint(trainer, run_dir)
         for hook in trainer.extra.get("hooks", []):  # e.g. in-training metrics (train.eval_every)
             hook(trainer, before, run_dir, reporter)
@@ -91,6 +98,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "scaler_G": s.G.scaler.state_dict(),
         "scaler_D": s.D.scaler.state_dict(),
         "data": trainer.data.state_dict(),
+        "latent_gen": s.latent_gen.get_state(),
     }
 
 
@@ -113,7 +121,7 @@ def restore(trainer: Trainer, path: Path) -> None:
     """Load a checkpoint into a freshly built trainer (the same config, any process count)."""
     from fastgan.errors import UsageError
 
-    state = ckpt.load_state(path, trainer.accelerator.device)
+    state = ckpt.load_state(path)
     s = trainer.step
     try:
         trainer.G.load_state_dict(state["G"])
@@ -130,6 +138,7 @@ def restore(trainer: Trainer, path: Path) -> None:
     if state["scaler_D"]:
         s.D.scaler.load_state_dict(state["scaler_D"])
     trainer.data.load_state_dict(state["data"])
+    s.latent_gen.set_state(state["latent_gen"])
     trainer.cur_nimg = int(state["cur_nimg"])
     rng = ckpt.load_rng(path, trainer.accelerator.process_index)
     if rng is not None:

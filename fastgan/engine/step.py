@@ -77,11 +77,21 @@ class GANStep:
     z_dim: int
     num_classes: int
     device: torch.device
+    latent_gen: torch.Generator  # seeded alike on every process
+    rank: int
+    world: int
 
     def latents(self, batch: int) -> tuple[Tensor, Tensor]:
-        """Gaussian z (ganhacks #3) and uniform class labels; per-process RNG, so they differ per rank."""
-        z = torch.randn(batch, self.z_dim, device=self.device)
-        return z, torch.randint(0, self.num_classes, (batch,), device=self.device)
+        """Gaussian z (ganhacks #3) and uniform labels for this process's `batch`.
+
+        Every process draws the whole global batch from the same generator and keeps its own
+        slice: latents differ across processes, and a run gives the same z whatever the
+        process count (the cost is world x a few hundred random numbers).
+        """
+        total, start = batch * self.world, batch * self.rank
+        z = torch.randn(total, self.z_dim, device=self.device, generator=self.latent_gen)[start : start + batch]
+        labels = torch.randint(0, self.num_classes, (total,), device=self.device, generator=self.latent_gen)
+        return z, labels[start : start + batch]
 
     def d_phase(self, real_img: Tensor, real_labels: Tensor, noise_std: float) -> None:
         batch = real_img.shape[0]

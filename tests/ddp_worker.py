@@ -1,0 +1,43 @@
+"""Run by tests/test_ddp.py under `accelerate launch`: N GAN steps through the real trainer,
+then every process saves its own G, D and G_ema to OUT/rank{R}.pt.
+
+    python tests/ddp_worker.py CONFIG OUT STEPS [section.key=value ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    from fastgan.config import load_config
+    from fastgan.data.sources import open_source
+    from fastgan.engine.build import build_trainer, make_accelerator
+
+    config, out, steps, *overrides = sys.argv[1:]
+    cfg = load_config(Path(config), overrides)
+    acc = make_accelerator(cfg)
+    trainer = build_trainer(cfg, acc, open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
+    data = iter(trainer.data)
+    for _ in range(int(steps)):
+        real, labels = next(data)
+        trainer.step.d_phase(real, labels, 0.0)
+        trainer.cur_nimg += cfg.train.batch_size
+        trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+    dump = {
+        "world": acc.num_processes,
+        "G": {k: v.cpu() for k, v in trainer.G.named_parameters()},
+        "D": {k: v.cpu() for k, v in trainer.D.named_parameters()},
+        "G_ema": {k: v.cpu() for k, v in trainer.G_ema.state_dict().items()},
+        "stats": trainer.step.stats.read(lambda x: acc.reduce(x, "mean"), lambda x: acc.reduce(x, "max")),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    torch.save(dump, Path(out) / f"rank{acc.process_index}.pt")
+    acc.end_training()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The step's guarantees, in process: per-network fp16 scalers, the G phase, EMA, compile."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastgan.config import load_config
+from fastgan.data.sources import open_source
+from fastgan.engine.build import Trainer, build_trainer, make_accelerator
+from fastgan.engine.ema import EMA
+from fastgan.engine.loop import restore, save_checkpoint
+from fastgan.losses import GANLoss
+
+
+def make(config: Path, *overrides: str) -> Trainer:
+    cfg = load_config(config, list(overrides))
+    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
+
+
+def steps(trainer: Trainer, n: int) -> None:
+    data = iter(trainer.data)
+    for _ in range(n):
+        real, labels = next(data)
+        trainer.step.d_phase(real, labels, 0.0)
+        trainer.cur_nimg += trainer.cfg.train.batch_size
+        trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters only: BatchNorm statistics update in every forward, skipped step or not."""
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def opt_snapshot(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [t.clone() for s in opt.state.values() for t in s.values()]
+
+
+def overflowing(loss: GANLoss, net: str) -> GANLoss:
+    """The same loss with an inf injected into one network's loss (so its gradients overflow)."""
+    if net == "D":
+        return dataclasses.replace(loss, d_loss=lambda *a: loss.d_loss(*a) * math.inf)
+    return dataclasses.replace(loss, g_loss=lambda x: loss.g_loss(x) * math.inf)
+
+
+def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
+    trainer = make(tiny_config, "train.precision=fp16")
+    s = trainer.step
+    steps(trainer, 2)
+    s.stats.read(lambda x: x, lambda x: x)  # start the counters afresh
+    D_before, optD_before = snapshot(trainer.D), opt_snapshot(s.D.opt)
+    scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
+    G_before = snapshot(trainer.G)
+    clean = s.loss
+    s.loss = overflowing(clean, "D")
+    real, labels = next(iter(trainer.data))
+    s.d_phase(real, labels, 0.0)
+    s.loss = clean
+    for k, v in snapshot(trainer.D).items():
+        assert torch.equal(v, D_before[k]), f"D.{k} changed in a skipped step"
+    assert all(torch.equal(a, b) for a, b in zip(opt_snapshot(s.D.opt), optD_before, strict=True)), "D's Adam state changed"
+    assert s.D.scaler.get_scale() == scale_D / 2  # D backed off ...
+    assert s.G.scaler.get_scale() == scale_G  # ... G's scale is its own
+    s.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+    assert any(not torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items()), "G should still step"
+    stats = s.stats.read(lambda x: x, lambda x: x)
+    assert stats["skipped_D_total"] == 1 and stats["skipped_G_total"] == 0
+
+
+def test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config: Path) -> None:
+    trainer = make(tiny_config, "train.precision=fp16")
+    s = trainer.step
+    steps(trainer, 2)
+    G_before, ema_before = snapshot(trainer.G), snapshot(trainer.G_ema)
+    scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
+    clean = s.loss
+    s.loss = overflowing(clean, "G")
+    s.g_phase(trainer.per_process_batch, trainer.cur_nimg + 10_000)
+    s.loss = clean
+    assert all(torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items())
+    assert all(torch.equal(v, ema_before[k]) for k, v in snapshot(trainer.G_ema).items()), "EMA moved on a skipped step"
+    assert s.G.scaler.get_scale() == scale_G / 2 and s.D.scaler.get_scale() == scale_D
+
+
+def test_both_scalers_are_checkpointed(tiny_config: Path, tmp_path: Path) -> None:
+    trainer = make(tiny_config, "train.precision=fp16")
+    s = trainer.step
+    steps(trainer, 1)
+    s.G.scaler.update(1024.0)  # distinct scales, so a swap would show
+    s.D.scaler.update(256.0)
+    save_checkpoint(trainer, tmp_path)
+    fresh = make(tiny_config, "train.precision=fp16")
+    restore(fresh, tmp_path / "checkpoints" / "nimg-000000016")
+    assert fresh.step.G.scaler.get_scale() == s.G.scaler.get_scale() != fresh.step.D.scaler.get_scale()
+    assert fresh.step.D.scaler.get_scale() == s.D.scaler.get_scale()
+    assert fresh.cur_nimg == 16
+
+
+def test_G_phase_leaves_D_gradients_alone(tiny_config: Path) -> None:
+    trainer = make(tiny_config)
+    steps(trainer, 1)
+    trainer.step.D.opt.zero_grad(set_to_none=True)
+    trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+    assert all(p.grad is None for p in trainer.D.parameters())
+    assert all(p.requires_grad for p in trainer.D.parameters())  # unfrozen again for the D phase
+    assert any(p.grad is not None for p in trainer.G.parameters())
+
+
+def test_ema_half_life_is_counted_in_images() -> None:
+    ema = EMA(half_life_images=1000, global_batch=100, rampup=0.0)
+    assert ema.beta(5000) ** 10 == pytest.approx(0.5)  # ten steps of 100 images halve the weight
+    ramped = EMA(half_life_images=1000, global_batch=100, rampup=0.05)
+    assert ramped.beta(2000) == pytest.approx(0.5)  # half-life capped at 0.05 x 2000 = 100 images
+    assert EMA(half_life_images=0, global_batch=100, rampup=0.0).beta(10) == 0.0  # 0: G_ema = G
+
+
+def test_bf16_step_runs_and_keeps_fp32_weights(tiny_config: Path) -> None:
+    trainer = make(tiny_config, "train.precision=bf16")
+    steps(trainer, 2)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.G.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("loss.name=hinge",),
+        ("loss.name=wgan-gp",),
+        ("loss.r1_gamma=1.0",),
+        ("tricks.d_batches=concat",),
+        ("tricks.label_smoothing=0.1", "tricks.label_flip=0.05", "tricks.instance_noise=0.1"),
+        ("model.conditional=true",),
+        ("model.conditional=true", "model.d_conditioning=concat"),
+    ],
+)
+def test_every_loss_and_trick_trains(tiny_config: Path, overrides: tuple[str, ...]) -> None:
+    trainer = make(tiny_config, *overrides)
+    steps(trainer, 2)
+    stats = trainer.step.stats.read(lambda x: x, lambda x: x)
+    assert all(math.isfinite(stats[k]) for k in ("loss_D", "loss_G", "gnorm_D", "gnorm_G"))
+
+
+def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    eager = make(tiny_config)
+    compiled = make(tiny_config, "train.compile=default", "train.compile_backend=aot_eager")
+    steps(eager, 1)
+    steps(compiled, 1)
+    for k, v in snapshot(eager.G).items():
+        torch.testing.assert_close(snapshot(compiled.G)[k], v, rtol=1e-4, atol=1e-5)
+    graphs_after_first = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    steps(compiled, 19)
+    # the first step compiles G (no_grad and grad) and D (trainable and frozen); the next 19 add nothing
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_first
+    assert graphs_after_first <= 8
+    assert not any(k.startswith("_orig_mod.") for k in compiled.G.state_dict())  # checkpoints keep plain keys
