@@ -16,11 +16,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import fastgan, torch, accelerate, pytest" 2>/dev/null \
+if ! .venv/bin/python -c "import fastgan, torch, accelerate, pytest, nvidia.dali" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.fastgan-installed ]; then
   echo "== installing fastgan and its dependencies into .venv (torch comes from local disk where present)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,dali]"   # DALI runs its CPU pipelines in the tests
   touch .venv/.fastgan-installed
 fi
 echo "== ready: $(.venv/bin/python -c 'import torch, accelerate; print("torch", torch.__version__, "accelerate", accelerate.__version__)')"

@@ -3,6 +3,7 @@ training device, endless, disjoint shards per process, resumable."""
 
 from __future__ import annotations
 
+import importlib.util
 from itertools import islice
 from pathlib import Path
 
@@ -15,8 +16,19 @@ from fastgan.data.backends import BACKENDS, StreamSpec, make_batches
 from fastgan.data.sources import ArraySource, open_source
 from fastgan.errors import UsageError
 
-# The DALI backend has its own tests when DALI is installed; these two always run.
+# These two always run; DALI joins them (CPU operators) when it is installed.
 LOCAL_BACKENDS = ["tensor", "torchvision"]
+
+
+def _dali_installed() -> bool:
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except ModuleNotFoundError:  # no `nvidia` namespace package at all
+        return False
+
+
+needs_dali = pytest.mark.skipif(not _dali_installed(), reason="NVIDIA DALI not installed (pip install nvidia-dali-cuda130)")
+ALL_BACKENDS = [*LOCAL_BACKENDS, pytest.param("dali", marks=needs_dali)]
 
 
 def source(n: int = 100) -> ArraySource:
@@ -32,7 +44,7 @@ def ids(images: torch.Tensor) -> list[int]:
     return images[:, 0, 0, 0].tolist()
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_contract_shape_dtype_device_and_endless(backend: str) -> None:
     batches = make_batches(backend, source(), spec(16))
     seen = list(islice(iter(batches), 20))  # 20 batches of 16 > 100 images: crosses passes
@@ -43,14 +55,14 @@ def test_contract_shape_dtype_device_and_endless(backend: str) -> None:
         assert torch.equal(labels, images[:, 0, 0, 0].long() % 10)  # labels travel with images
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_pass_covers_each_image_once_and_drops_the_ragged_tail(backend: str) -> None:
     batches = make_batches(backend, source(100), spec(16))
     first_pass = [i for images, _ in islice(iter(batches), 6) for i in ids(images)]  # 6 x 16 = 96 of 100
     assert len(first_pass) == len(set(first_pass)) == 96
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_processes_get_disjoint_shards(backend: str) -> None:
     per_rank = []
     for rank in range(2):
@@ -60,7 +72,7 @@ def test_processes_get_disjoint_shards(backend: str) -> None:
     assert len(per_rank[0] | per_rank[1]) == 96
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_resume_continues_the_stream(backend: str) -> None:
     a = make_batches(backend, source(), spec(16))
     straight = [ids(x) for x, _ in islice(iter(a), 12)]
@@ -73,13 +85,48 @@ def test_resume_continues_the_stream(backend: str) -> None:
     assert head + tail == straight
 
 
-def test_backends_agree_on_order() -> None:
+@pytest.mark.parametrize("backend", ["torchvision", pytest.param("dali", marks=needs_dali)])
+def test_array_backends_agree_on_order(backend: str) -> None:
     t = [ids(x) for x, _ in islice(iter(make_batches("tensor", source(), spec(16))), 8)]
-    v = [ids(x) for x, _ in islice(iter(make_batches("torchvision", source(), spec(16))), 8)]
+    v = [ids(x) for x, _ in islice(iter(make_batches(backend, source(), spec(16))), 8)]
     assert t == v
 
 
-@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def write_folder(root: Path, n: int) -> dict[int, int]:
+    """`n` flat-colour images in two class folders, mixed sizes, modes and formats; value -> label.
+
+    Image i is the colour 7*i everywhere, so it stays identifiable after any decode and resize.
+    """
+    from PIL import Image
+
+    truth = {}
+    for i in range(n):
+        cls, value = i % 2, 7 * i
+        (root / f"c{cls}").mkdir(parents=True, exist_ok=True)
+        size = [(40, 30), (16, 16), (30, 52), (20, 20)][i % 4]
+        im = Image.new("RGB", size, (value,) * 3) if i % 3 else Image.new("L", size, value)
+        im.save(root / f"c{cls}" / f"{i:03d}.{'png' if i % 4 else 'jpg'}", quality=100)
+        truth[value] = cls
+    return truth
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_backends_yield_the_same_folder_pass(backend: str, tmp_path: Path) -> None:
+    """One folder through every backend: the same contract, and the same images over a pass."""
+    truth = write_folder(tmp_path / "imgs", 32)
+    src = open_source(DataConfig(source=f"folder:{tmp_path / 'imgs'}"), 1, 16)
+    seen = {}
+    for images, labels in islice(iter(make_batches(backend, src, spec(8))), 4):  # 4 x 8: one whole pass
+        assert images.dtype == torch.uint8 and images.shape == (8, 1, 16, 16) and images.device.type == "cpu"
+        assert labels.dtype == torch.int64 and labels.shape == (8,) and labels.device.type == "cpu"
+        flat = images.flatten(1).float()
+        assert torch.all(flat.amax(1) - flat.amin(1) <= 2)  # flat colour stays flat (JPEG and resampling: +-1)
+        for value, label in zip(flat.mean(1).tolist(), labels.tolist(), strict=True):
+            seen[7 * round(value / 7)] = label
+    assert seen == truth
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_hflip_flips_some_images(backend: str) -> None:
     images = np.zeros((64, 1, 4, 4), dtype=np.uint8)
     images[:, :, :, 0] = 255  # a bright left column

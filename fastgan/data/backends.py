@@ -56,7 +56,9 @@ def _torchvision_backend(source: Source, spec: StreamSpec) -> Batches:
 
 
 def _dali_backend(source: Source, spec: StreamSpec) -> Batches:
-    raise UsageError("data.backend = 'dali' is not available in this version; use 'tensor' or 'torchvision'")
+    from fastgan.data.dali_backend import DaliBatches  # imports DALI only when chosen
+
+    return DaliBatches(source, spec)
 
 
 BackendFactory = Callable[[Source, StreamSpec], Batches]

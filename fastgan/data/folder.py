@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from fastgan.data.check import describe_bad, find_bad
 from fastgan.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -67,9 +69,24 @@ class FolderSource:
         top = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
         flat = any(len(f.relative_to(root).parts) == 1 for f in files)
         classes = [] if flat or not top else top
+        # Decode every file once now: no backend can skip a bad file mid-run (DALI cannot even name it).
+        bad = find_bad(files)
+        if bad and not skip_bad:
+            raise UsageError(
+                f"data.source = 'folder:{root}': {len(bad)} of {len(files)} images cannot be decoded: {describe_bad(root, bad)}. "
+                f"Fix or remove them (fastgan data check {root} lists them all), or set data.skip_bad = true to skip them"
+            )
+        if len(bad) == len(files):
+            raise UsageError(
+                f"data.source = 'folder:{root}': none of its {len(files)} images can be decoded ({describe_bad(root, bad, 3)})"
+            )
+        if bad:
+            warnings.warn(f"data.source = 'folder:{root}': skipping {len(bad)} undecodable images (data.skip_bad = true)", stacklevel=2)
+        broken = {path for path, _ in bad}
+        files = [f for f in files if f not in broken]
         index = {c: i for i, c in enumerate(classes)}
         labels = np.array([index.get(f.relative_to(root).parts[0], 0) for f in files], dtype=np.int64)
-        return cls(f"folder:{root}", files, labels, classes, channels, resolution)
+        return cls(f"folder:{root}", files, labels, classes, channels, resolution, skipped=bad)
 
     def __len__(self) -> int:
         return len(self.files)

@@ -60,9 +60,7 @@ def open_source(cfg: DataConfig, channels: int, resolution: int) -> Source:
 # ---------------------------------------------------------------------------- idx datasets
 
 
-def _open_idx_dataset(
-    cfg: DataConfig, name: str, places: list[Path], tv_class: str, channels: int, resolution: int
-) -> ArraySource:
+def _open_idx_dataset(cfg: DataConfig, name: str, places: list[Path], tv_class: str, channels: int, resolution: int) -> ArraySource:
     """MNIST-style idx files from the first of `places` that has them, else a torchvision download."""
     prefix = "train" if cfg.split == "train" else "t10k"
     for folder in places:

@@ -32,7 +32,7 @@ class TensorBatches:
         self.order.seek(self.taken)
         epoch = -1
         local = torch.empty(0, dtype=torch.long)
-        for idx in self.order:
+        for _ in self.order:  # advances the shared order; the indices are sliced on the device
             if self.order.epoch != epoch:  # one host->device copy of the indices per pass
                 epoch = self.order.epoch
                 local = self.order.epoch_indices(epoch).to(self.spec.device)
