@@ -1,0 +1,1 @@
+"""`fastgan bench`: training throughput of the real step for a ladder of optimisations."""

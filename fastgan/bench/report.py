@@ -1,0 +1,101 @@
+"""Bench output: a rich table, bench.json, a markdown summary, and bench.png."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from fastgan.bench.measure import RungResult
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "" if v is None else format(v, spec)
+
+
+def table_rows(results: list[RungResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r.skipped:
+            rows.append([r.name, "skipped", "", "", "", "", "", r.skipped])
+            continue
+        lo, hi = r.images_per_s_spread or (None, None)
+        rows.append(
+            [
+                r.name,
+                _fmt(r.images_per_s, ",.0f"),
+                f"{_fmt(lo, ',.0f')}-{_fmt(hi, ',.0f')}",
+                _fmt(r.ms_per_step, ".2f"),
+                _fmt(r.speedup, ".2f") + "x",
+                _fmt(None if r.mfu is None else 100 * r.mfu, ".1f") + ("%" if r.mfu is not None else ""),
+                _fmt(None if r.peak_mem_bytes is None else r.peak_mem_bytes / 2**20, ",.0f"),
+                r.note,
+            ]
+        )
+    return rows
+
+
+HEADER = ["rung", "images/s", "spread", "ms/step", "speed-up", "MFU", "peak MiB", "note / skipped because"]
+
+
+def print_table(results: list[RungResult], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in HEADER:
+        table.add_column(h, justify="right" if h not in ("rung", "note / skipped because") else "left")
+    for row in table_rows(results):
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    console.print(table)
+
+
+def markdown(results: list[RungResult], meta: dict[str, Any]) -> str:
+    lines = [f"# fastgan bench: {meta['config_name']} on {meta['device']}", ""]
+    lines += [f"- {k}: {meta[k]}" for k in ("date", "torch", "accelerate", "command", "batch_size", "flops_per_step")]
+    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    lines += [
+        "",
+        "Each rung adds one change on top of the fastest rung before it (named in the note).",
+        "images/s is the median of the timed windows (spread: min-max); warm-up, compile included, is excluded.",
+        "On the CPU, 'peak MiB' is the process's resident memory; MFU needs a known device peak (GPU only).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[RungResult], path: Path, title: str) -> bool:
+    """A bar chart of images/s per rung; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ran = [r for r in results if r.images_per_s is not None]
+    fig, ax = plt.subplots(figsize=(1.2 * len(ran) + 2, 4))
+    bars = ax.bar([r.name for r in ran], [r.images_per_s or 0.0 for r in ran], color="#4477aa")
+    for bar, r in zip(bars, ran, strict=True):
+        ax.annotate(f"{r.speedup:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+    ax.set_ylabel("images / s (median)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {**meta, "rungs": [dataclasses.asdict(r) for r in results]}
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    (out / f"{stem}.md").write_text(markdown(results, meta))
+    written = [out / f"{stem}.json", out / f"{stem}.md"]
+    if plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
+        written.append(out / f"{stem}.png")
+    return written
