@@ -19,8 +19,11 @@ fi
 if ! .venv/bin/python -c "import fastgan, torch, accelerate, pytest, nvidia.dali" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.fastgan-installed ]; then
   echo "== installing fastgan and its dependencies into .venv (torch comes from local disk where present)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,dali]"   # DALI runs its CPU pipelines in the tests
+  # pip's own output goes to a log, shown only if the install fails
+  if ! { .venv/bin/python -m pip install -q --upgrade pip \
+         && .venv/bin/python -m pip install -q -e ".[dev,dali]"; } > .venv/pip-install.log 2>&1; then  # DALI: its CPU pipelines run in the tests
+    cat .venv/pip-install.log; echo "setup: pip install failed (log above, also in .venv/pip-install.log)"; exit 1
+  fi
   touch .venv/.fastgan-installed
 fi
 echo "== ready: $(.venv/bin/python -c 'import torch, accelerate; print("torch", torch.__version__, "accelerate", accelerate.__version__)')"
