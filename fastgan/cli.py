@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -71,6 +72,26 @@ def sample(
     run_sample(source, n, out, seed)
 
 
+class Split(StrEnum):
+    train = "train"
+    test = "test"
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
+    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated, from: fd, kid, pr")] = "fd,kid,pr",
+    n: Annotated[int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")] = 10_000,
+    split: Annotated[Split, typer.Option("--split", help="The real split to compare with")] = Split.test,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+) -> None:
+    """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
+    from fastgan.commands.eval import run_eval
+
+    run_eval(source, metrics, n, split.value, seed)
+
+
 @app.command()
 @user_errors
 def info() -> None:
@@ -78,6 +99,69 @@ def info() -> None:
     from fastgan.commands.info import run_info
 
     run_info()
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Check a folder of images, or convert it once into an array file.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    path: Annotated[Path, typer.Argument(help="A folder of images, flat or one sub-folder per class")],
+) -> None:
+    """Decode every image fully and list each bad file with its reason; exit code 2 if any is bad."""
+    from fastgan.commands.data import run_check
+
+    run_check(path)
+
+
+@data_app.command("prepare")
+@user_errors
+def data_prepare(
+    src: Annotated[Path, typer.Argument(help="A folder of images, flat or one sub-folder per class")],
+    dst: Annotated[Path, typer.Argument(help="The array file to write, DST.npy; its labels go to DST.json")],
+    resolution: Annotated[int, typer.Option("--resolution", help="Square side in pixels, e.g. 64")],
+    channels: Annotated[int, typer.Option("--channels", help="1 (grey) or 3 (RGB)")] = 3,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip undecodable files instead of failing")] = False,
+) -> None:
+    """Convert a folder once into uint8 [N, C, R, R] (train with --set data.source=npy:DST)."""
+    from fastgan.commands.data import run_prepare
+
+    run_prepare(src, dst, resolution, channels, skip_bad)
+
+
+@app.command()
+@user_errors
+def bench(
+    config: Annotated[Path | None, typer.Argument(help="A TOML preset (default: configs/mnist-dcgan.toml)")] = None,
+    set_: SetOption = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Timed steps per window")] = 20,
+    windows: Annotated[int, typer.Option("--windows", min=1, help="Timed windows; the median is reported")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", min=1, help="Untimed steps first (compile happens here)")] = 5,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Global batch size (default: the config's)")] = None,
+    ladder: Annotated[str | None, typer.Option("--ladder", help="Comma-separated rungs to run (default: all)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write bench.json, bench.md and bench.png here")] = None,
+    processes: Annotated[
+        str | None, typer.Option("--processes", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json-out", hidden=True)] = None,
+) -> None:
+    """Measure training images/s and MFU for a ladder of optimisations against the eager baseline."""
+    from fastgan.commands.bench import run_bench
+
+    run_bench(
+        config,
+        set_ or [],
+        steps=steps,
+        windows=windows,
+        warmup=warmup,
+        batch=batch,
+        ladder=ladder,
+        out=out,
+        processes=processes,
+        json_out=json_out,
+    )
 
 
 def main() -> None:

@@ -9,12 +9,11 @@ may import torch; this module must not, so that `fastgan --help` stays instant.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from fastgan.errors import UsageError
 
@@ -101,8 +100,12 @@ class TrainConfig:
     checkpoint_every: int = 100_000  # images between checkpoints
     keep_checkpoints: int = 2  # newest complete checkpoints kept
     num_samples: int = 64  # images in each sample grid (one row per class if conditional)
-    warn_grad_norm: float = 100.0  # ganhacks: gradient norms above this are a failure signal
-    eval_every: int = 0  # images between in-training metrics; 0 = off
+    warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
+    eval_every: int = 0  # images between in-training metrics on the main process; 0 = off
+    # fd | kid | pr (fastgan.metrics.METRICS). The first distance (fd or kid) picks the best checkpoint:
+    # keep eval_every a multiple of checkpoint_every so every eval has a checkpoint to keep.
+    eval_metrics: tuple[str, ...] = ("fd",)
+    eval_samples: int = 5000  # generated images per eval, and real test images (up to the split's size)
 
 
 @dataclass(frozen=True)

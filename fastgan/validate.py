@@ -30,6 +30,7 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise UsageError(f"{key} = {value}: must be at least 1")
+    check_eval(cfg)
     if not 0 <= tr.label_smoothing < 1:
         raise UsageError(f"tricks.label_smoothing = {tr.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if not 0 <= tr.label_flip <= 0.5:
@@ -52,3 +53,20 @@ def validate(cfg: Config) -> None:
         opt = getattr(cfg.optim, net)
         if opt.lr <= 0 or not all(0 <= b < 1 for b in opt.betas):
             raise UsageError(f"optim.{net}: lr must be > 0 and betas in [0, 1), got lr={opt.lr} betas={list(opt.betas)}")
+
+
+def check_eval(cfg: Config) -> None:
+    """In-training eval keys; metric names are checked even when eval is off, so a typo fails now."""
+    from fastgan.metrics import check_metric_names
+
+    t = cfg.train
+    try:
+        check_metric_names(t.eval_metrics)
+    except UsageError as e:
+        raise UsageError(f"train.eval_metrics: {e}") from None
+    if t.eval_every < 0:
+        raise UsageError(f"train.eval_every = {t.eval_every}: must be 0 (off) or a number of images, e.g. 60000")
+    if t.eval_every > 0 and not t.eval_metrics:
+        raise UsageError('train.eval_every > 0 needs at least one metric in train.eval_metrics, e.g. ["fd"]')
+    if t.eval_samples < 10:
+        raise UsageError(f"train.eval_samples = {t.eval_samples}: must be at least 10 (FD and KID need a few samples), e.g. 5000")

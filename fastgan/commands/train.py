@@ -50,6 +50,11 @@ def run_train(config: Path | None, overrides: list[str], out: Path | None, resum
     accelerator = make_accelerator(cfg)
     source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
     trainer = build_trainer(cfg, accelerator, source)
+    if cfg.train.eval_every > 0:
+        from fastgan.engine.eval_hook import EvalHook
+
+        # Built here, before the run folder exists: a missing test split is a usage error that leaves nothing behind.
+        trainer.extra.setdefault("hooks", []).append(EvalHook(cfg, accelerator))
     if latest is not None:
         restore(trainer, latest)
     if trainer.cur_nimg >= cfg.train.total_images:

@@ -4,7 +4,8 @@ Layout: RUN_DIR/checkpoints/nimg-000123456/{state.pt, rng-rank0.pt, ..., config.
 Everything is written into `.tmp-nimg-...` first; the main process renames the folder once
 every process has written its part, so a crash never leaves a half checkpoint as the newest
 (torch.save is not atomic: pytorch/pytorch#2883). Old checkpoints are pruned only after the
-rename. State holds tensors and primitives only, so loading never runs pickled code.
+rename, except the one marked best by in-training eval. State holds tensors and primitives
+only, so loading never runs pickled code.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import torch
 from fastgan.errors import UsageError
 
 _NAME = re.compile(r"^nimg-(\d{9,})$")
+# A file in a checkpoint folder that in-training eval (fastgan.engine.eval_hook) put there:
+# pruning keeps that checkpoint whatever its age.
+BEST_MARKER = "best"
 
 
 def checkpoint_name(cur_nimg: int) -> str:
@@ -85,7 +89,8 @@ def publish(run_dir: Path, cur_nimg: int, keep: int) -> Path:
         shutil.rmtree(dst)
     os.replace(src, dst)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if not (old / BEST_MARKER).exists():
+            shutil.rmtree(old, ignore_errors=True)
     return dst
 
 

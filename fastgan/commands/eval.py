@@ -1,0 +1,136 @@
+"""`fastgan eval`: FD, KID and precision/recall of a run's EMA generator against a real split,
+beside the reference floor (the same metrics for real training images against that split).
+
+Everything runs offline with the shipped Fashion-MNIST feature net (`fastgan.metrics.feature_net`).
+Real features are cached under `fastgan.metrics.evaluate.feature_cache_dir()`; generated ones never are.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from fastgan.commands.sample import find_generator
+from fastgan.errors import UsageError
+
+# Which way is better, for the table.
+DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}
+INCEPTION_NOTE = (
+    "note: for Inception FID/KID (comparable with papers), write samples with `fastgan sample` and use torch-fidelity "
+    "(`pip install torch-fidelity`); offline, first place its weights file weights-inception-2015-12-05-6726825d.pth "
+    "(from github.com/toshas/torch-fidelity/releases/tag/v0.2.0) in $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch/hub/checkpoints/)."
+)
+
+
+def parse_metrics(text: str) -> list[str]:
+    """'fd, kid' -> ["fd", "kid"], or a UsageError naming the allowed metrics."""
+    from fastgan.metrics import check_metric_names
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--metrics is empty; give a comma-separated list, e.g. --metrics fd,kid,pr")
+    try:
+        return check_metric_names(dict.fromkeys(names))  # dict: drop repeats, keep order
+    except UsageError as e:
+        raise UsageError(f"--metrics {text}: {e}") from None
+
+
+def run_folder(path: Path) -> Path:
+    """The run folder of a run folder, a checkpoint folder (RUN/checkpoints/nimg-...) or RUN/generator.safetensors."""
+    if path.is_file():
+        return path.parent
+    if path.resolve().parent.name == "checkpoints":
+        return path.resolve().parent.parent
+    return path
+
+
+def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[str, Any]:
+    names = parse_metrics(metrics)  # before any slow work
+    from fastgan.metrics import compute_metrics
+    from fastgan.metrics.cache import real_features
+    from fastgan.metrics.evaluate import (
+        eval_latents,
+        feature_cache_dir,
+        fits_feature_net,
+        generated_features,
+        has_splits,
+        metric_options,
+        real_sets,
+    )
+    from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
+    from fastgan.models import build_models
+
+    cfg, weights, where = find_generator(path)
+    G, _ = build_models(cfg.model)
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UsageError(f"{where}: weights do not match the config beside them ({str(e).splitlines()[0]})") from None
+    ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
+    assert floor is not None
+    if ref.split.endswith("-a"):  # one set split in two: say which, since the model trained on it
+        what = f"the {split} split" if has_splits(cfg.data) else f"its images ({ref.source} has no train/test splits)"
+        print(f"fastgan: the reference and the floor are disjoint halves of {what}, {len(ref.images):,} images each", file=sys.stderr)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = load_feature_net(device)
+    cache_dir = feature_cache_dir()
+    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir)
+    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir)
+    gen_features = generated_features(G.to(device), net, *eval_latents(n, cfg.model, seed, device))
+    options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
+    scores = compute_metrics(names, ref_features, gen_features, options)
+    floor_scores = compute_metrics(names, ref_features, floor_features, options)
+
+    result: dict[str, Any] = {
+        "metrics": scores,
+        "floor": floor_scores,
+        "n": n,
+        "split": split,
+        "reference": ref.describe(),
+        "floor_set": floor.describe(),
+        "feature_net": FEATURE_NET_ID,
+        "checkpoint": str(Path(where).resolve()),
+        "seed": seed,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    out = run_folder(path) / "eval.json"
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)  # atomic: a reader never sees half a file
+
+    grey28 = fits_feature_net(cfg.model)
+    Console(soft_wrap=False).print(results_table(result, grey28))
+    if not grey28:
+        print(INCEPTION_NOTE, file=sys.stderr)
+    print(f"fastgan: evaluated {where}; wrote {out}", file=sys.stderr)
+    return result
+
+
+def results_table(result: dict[str, Any], grey28: bool) -> Table:
+    scores, floor = result["metrics"], result["floor"]
+    caption = f"Features: {result['feature_net']}, a 28x28 Fashion-MNIST CNN: not comparable to Inception FID; compare runs that share it."
+    if not grey28:
+        caption += " These images were converted to 28x28 grey (luma, resized) for it, so the numbers only rank runs on this data."
+    table = Table(title=f"fastgan eval: {result['n']:,} generated vs {result['reference']}", caption=caption, caption_justify="left")
+    table.add_column("metric")
+    table.add_column("generated", justify="right")
+    table.add_column(f"floor: {result['floor_set']}", justify="right")
+    table.add_column("better")
+    for key, value in scores.items():
+        if key == "kid_std":
+            continue
+        gen_text, floor_text = f"{value:.4g}", f"{floor[key]:.4g}"
+        if key == "kid":  # the spread over subsets is its error bar
+            gen_text += f" ± {scores['kid_std']:.2g}"
+            floor_text += f" ± {floor['kid_std']:.2g}"
+        table.add_row(key, gen_text, floor_text, DIRECTION.get(key, ""))
+    return table
