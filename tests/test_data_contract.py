@@ -198,3 +198,21 @@ def test_empty_folder_is_named(tmp_path: Path) -> None:
 def test_missing_dataset_lists_places_tried(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"data.source = 'mnist': no train split found; tried .*mnist"):
         open_source(DataConfig(source="mnist", root=str(tmp_path), download=False), 1, 28)
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_resume_with_flips_continues_the_flip_sequence(backend: str) -> None:
+    images = np.zeros((64, 1, 4, 4), dtype=np.uint8)
+    images[:, :, :, 0] = np.arange(64, dtype=np.uint8)[:, None, None] + 1  # a left column naming the image
+    src = ArraySource("edge", images, np.zeros(64, dtype=np.int64), 1)
+
+    def flips(batches: list[torch.Tensor]) -> list[list[bool]]:
+        return [(x[:, 0, 0, 3] > 0).tolist() for x in batches]
+
+    straight = flips([x for x, _ in islice(iter(make_batches(backend, src, spec(16, hflip=True))), 8)])
+    b = make_batches(backend, src, spec(16, hflip=True))
+    head = flips([x for x, _ in islice(iter(b), 3)])
+    c = make_batches(backend, src, spec(16, hflip=True))
+    c.load_state_dict(b.state_dict())
+    tail = flips([x for x, _ in islice(iter(c), 5)])
+    assert head + tail == straight

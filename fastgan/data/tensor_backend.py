@@ -45,7 +45,9 @@ class TensorBatches:
             yield images, self.labels.index_select(0, sel)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"batches_taken": self.taken}
+        return {"batches_taken": self.taken, "flip_rng": self.flip_gen.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.taken = int(state["batches_taken"])
+        if "flip_rng" in state:  # absent in states saved by another backend
+            self.flip_gen.set_state(state["flip_rng"])
