@@ -72,6 +72,8 @@ def run_bench(
         reason = rung.why_not(cfg, device)
         if reason:
             results.append(RungResult(rung.name, skipped=reason, note=rung.note))
+            if accelerator.is_main_process:
+                print(f"bench: {rung.name:<13} skipped: {reason}", file=sys.stderr)
             continue
         rung_overrides = best[1] + rung.overrides
         rung_cfg = load_config(config, rung_overrides)
@@ -85,6 +87,8 @@ def run_bench(
         result.mfu = flops * step_per_s / peak if peak else None
         configs[rung.name] = to_dict(rung_cfg)
         results.append(result)
+        if accelerator.is_main_process:  # a rung can take minutes (compile, slow precisions): show progress
+            print(f"bench: {rung.name:<13} {result.images_per_s:>9,.0f} images/s  (warm-up {result.warmup_s:.1f} s)", file=sys.stderr)
         if result.images_per_s and result.images_per_s > best[2]:
             best = (rung.name, rung_overrides, result.images_per_s)
         del trainer
