@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fastgan.commands.sample import find_generator
+from fastgan.commands.sample import load_generator
 from fastgan.errors import UsageError
 
 # Which way is better, for the table.
@@ -66,14 +66,8 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
         real_sets,
     )
     from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
-    from fastgan.models import build_models
 
-    cfg, weights, where = find_generator(path)
-    G, _ = build_models(cfg.model)
-    try:
-        G.load_state_dict(weights)
-    except RuntimeError as e:
-        raise UsageError(f"{where}: weights do not match the config beside them ({str(e).splitlines()[0]})") from None
+    cfg, G, where = load_generator(path)
     ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
     assert floor is not None
     if ref.split.endswith("-a"):  # one set split in two: say which, since the model trained on it

@@ -33,11 +33,9 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
     raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
 
 
-def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
-    if out.suffix not in (".png", ".npy"):
-        raise UsageError(f"--out {out}: the file must end in .png (a grid) or .npy (a uint8 array)")
+def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
+    """(config, G_ema on the CPU, description) for a run folder, checkpoint folder or safetensors file."""
     from fastgan.models import build_models
-    from fastgan.samples import generate_uint8, save_png
 
     cfg, weights, where = find_generator(path)
     G, _ = build_models(cfg.model)
@@ -45,6 +43,15 @@ def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
         G.load_state_dict(weights)
     except RuntimeError as e:
         raise UsageError(f"{where}: weights do not match the config beside them ({str(e).splitlines()[0]})") from None
+    return cfg, G, where
+
+
+def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
+    if out.suffix not in (".png", ".npy"):
+        raise UsageError(f"--out {out}: the file must end in .png (a grid) or .npy (a uint8 array)")
+    from fastgan.samples import generate_uint8, save_png
+
+    cfg, G, where = load_generator(path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     G = G.to(device)
     g = torch.Generator().manual_seed(seed)
