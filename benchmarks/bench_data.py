@@ -13,7 +13,6 @@ Prints a table and writes a JSON report with hardware, versions and settings to 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastgan.commands.info import package_version
 from fastgan.config import DataConfig
 from fastgan.data.backends import StreamSpec, make_batches
 from fastgan.data.sources import Source, open_source
@@ -62,13 +62,6 @@ def measure(backend: str, source: Source, spec: StreamSpec, seconds: float, warm
     sync(spec.device)
     elapsed = time.perf_counter() - start
     return {"images_per_s": num_batches * spec.batch_size / elapsed, "batches": num_batches, "seconds": elapsed, "setup_s": setup_s}
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def main() -> None:
@@ -128,7 +121,7 @@ def main() -> None:
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "versions": {p: version(p) for p in ("torch", "torchvision", "nvidia-dali-cuda130", "pillow", "numpy")},
+        "versions": {p: package_version(p) for p in ("torch", "torchvision", "nvidia-dali-cuda130", "pillow", "numpy")},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "results": results,
     }

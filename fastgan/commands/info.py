@@ -7,7 +7,8 @@ import platform
 import shutil
 
 
-def _version(name: str) -> str:
+def package_version(name: str) -> str:
+    """The installed version of a distribution, or "not installed"."""
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -26,10 +27,10 @@ def run_info() -> None:
     table.add_row("python", platform.python_version())
     table.add_row("torch", torch.__version__ + (f" (CUDA {torch.version.cuda})" if torch.version.cuda else ""))
     for pkg in ("accelerate", "torchvision", "nvidia-dali-cuda130", "nvidia-dali-cuda120", "safetensors"):
-        v = _version(pkg)
+        v = package_version(pkg)
         if v != "not installed" or not pkg.startswith("nvidia-dali"):
             table.add_row(pkg, v)
-    if _version("nvidia-dali-cuda130") == "not installed" and _version("nvidia-dali-cuda120") == "not installed":
+    if package_version("nvidia-dali-cuda130") == "not installed" and package_version("nvidia-dali-cuda120") == "not installed":
         table.add_row("DALI", "not installed (pip install 'fastgan[dali]')")
     table.add_row("CPU threads", str(torch.get_num_threads()))
     if torch.cuda.is_available():
