@@ -27,6 +27,7 @@ def choice(default: str, *choices: str, doc: str = "") -> Any:
 class ModelConfig:
     name: str = "dcgan28"  # mlp | dcgan28 | dcgan (see fastgan.models)
     z_dim: int = 100
+    latent: str = choice("gaussian", "gaussian", "uniform")  # z's distribution (fastgan.latents)
     resolution: int = 28  # output side in pixels; each model lists the sides it can make
     channels: int = 1
     width: int = 64  # dcgan/dcgan28: channels of the widest D layer, G mirrors it
@@ -94,6 +95,9 @@ class TrainConfig:
     compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")
     compile_backend: str = "inductor"  # tests use "aot_eager" (no C++ build)
     channels_last: bool = False
+    # TF32 tensor cores for fp32 matmuls AND convolutions on NVIDIA GPUs (one switch for both;
+    # PyTorch's own defaults differ: off for matmuls, on for cuDNN convs). MFU uses the matching peak.
+    tf32: bool = True
     cpu: bool = False  # train on the CPU even if a GPU is present
     log_every: int = 10_000  # images between reads of the device-side stats
     sample_every: int = 50_000  # images between sample grids

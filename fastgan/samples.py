@@ -9,11 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastgan.latents import draw_latents
+
 
 def fixed_latents(
-    num: int, z_dim: int, num_classes: int, conditional: bool, seed: int, device: torch.device
+    num: int, z_dim: int, num_classes: int, conditional: bool, seed: int, device: torch.device, latent: str = "gaussian"
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """z, labels and the grid's row length. Conditional: one row per class, in class order."""
+    """z (from the `latent` distribution), labels and the grid's row length. Conditional: one row per class, in class order."""
     g = torch.Generator().manual_seed(seed)
     if conditional:
         per_class = max(1, num // num_classes)
@@ -22,7 +24,7 @@ def fixed_latents(
     else:
         labels = torch.zeros(num, dtype=torch.long)
         row = math.ceil(math.sqrt(num))
-    z = torch.randn(len(labels), z_dim, generator=g)
+    z = draw_latents(latent, len(labels), z_dim, generator=g)
     return z.to(device), labels.to(device), row
 
 

@@ -10,6 +10,7 @@ import torch
 
 from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
+from fastgan.latents import draw_latents
 
 
 def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
@@ -55,7 +56,7 @@ def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     G = G.to(device)
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, cfg.model.z_dim, generator=g).to(device)
+    z = draw_latents(cfg.model.latent, n, cfg.model.z_dim, generator=g).to(device)
     if cfg.model.conditional:  # one row per class in the grid
         per_class = -(-n // cfg.model.num_classes)
         labels = torch.arange(cfg.model.num_classes).repeat_interleave(per_class)[:n].to(device)

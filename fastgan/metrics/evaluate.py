@@ -19,6 +19,7 @@ from torch import nn
 
 from fastgan.config import DataConfig, ModelConfig
 from fastgan.data.sources import open_source
+from fastgan.latents import draw_latents
 from fastgan.metrics.feature_net import FeatureCNN, extract_features
 from fastgan.samples import generate_uint8
 
@@ -90,7 +91,7 @@ def real_sets(data: DataConfig, model: ModelConfig, split: str, num: int, *, flo
 def eval_latents(num: int, model: ModelConfig, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed latent set: z [num, z_dim] from `seed`, labels [num] cycling over the classes
     (exactly uniform, so class balance adds no noise to the scores), all 0 if unconditional."""
-    z = torch.randn(num, model.z_dim, generator=torch.Generator().manual_seed(seed))
+    z = draw_latents(model.latent, num, model.z_dim, generator=torch.Generator().manual_seed(seed))
     labels = torch.arange(num) % model.num_classes if model.conditional else torch.zeros(num, dtype=torch.long)
     return z.to(device), labels.to(device)
 
