@@ -40,17 +40,14 @@ def curve(config: Path, overrides: tuple[str, ...], seconds: float, every: float
     latents = eval_latents(samples, cfg.model, cfg.train.seed + 1_000_003, device)
 
     def fd() -> float:
-        return compute_metrics(["fd"], real_feat, generated_features(trainer.G_ema, net, *latents))["fd"]
+        return compute_metrics(["fd"], real_feat, generated_features(trainer.ready_G_ema(), net, *latents))["fd"]
 
     points = [{"seconds": 0.0, "nimg": 0, "fd": fd()}]
     data, trained, next_eval = iter(trainer.data), 0.0, every
     while trained < seconds:
         start = time.perf_counter()
         while trained + (time.perf_counter() - start) < next_eval:
-            real_img, labels = next(data)
-            trainer.step.d_phase(real_img, labels, 0.0)
-            trainer.cur_nimg += cfg.train.batch_size
-            trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+            trainer.train_step(data)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         trained += time.perf_counter() - start

@@ -84,20 +84,32 @@ def get_loss(name: str) -> GANLoss:
 
 
 # ---------------------------------------------------------------------------- penalties
-# A penalty is (D, real, real_logits, gen, real_labels, gen_labels) -> scalar, added to D's loss.
-# Both need double backward, which torch.compile does not support (pytorch/pytorch#91469):
-# fastgan.validate refuses them with compile on.
+# A penalty maps the D phase's tensors to a scalar added to D's loss. Both below need double
+# backward, which torch.compile does not support (pytorch/pytorch#91469): fastgan.validate
+# refuses them with compile on. `input_grad` is the D network's scaled-and-unscaled gradient
+# (fastgan.engine.step.Net.input_grad), so the penalties do not underflow under fp16.
 
-Penalty = Callable[[Callable[..., Tensor], Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+@dataclass(frozen=True)
+class PenaltyInputs:
+    D: Callable[..., Tensor]  # the D the step calls
+    real: Tensor  # D's real input, requires_grad when R1 is on
+    real_logits: Tensor
+    gen: Tensor
+    gen_logits: Tensor
+    real_labels: Tensor
+    gen_labels: Tensor
+    input_grad: Callable[[Tensor, Tensor], Tensor]  # (output sum, inputs) -> d sum / d inputs, differentiable
+
+
+Penalty = Callable[[PenaltyInputs], Tensor]
 
 
 def r1_penalty(gamma: float) -> Penalty:
     """gamma/2 * E[||grad_x D(x)||^2] on real images (Mescheder et al. 2018, arXiv:1801.04406)."""
 
-    def penalty(
-        D: Callable[..., Tensor], real: Tensor, real_logits: Tensor, gen: Tensor, real_labels: Tensor, gen_labels: Tensor
-    ) -> Tensor:
-        (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+    def penalty(x: PenaltyInputs) -> Tensor:
+        grad = x.input_grad(x.real_logits.float().sum(), x.real)
         return 0.5 * gamma * grad.float().square().flatten(1).sum(1).mean()
 
     return penalty
@@ -106,12 +118,10 @@ def r1_penalty(gamma: float) -> Penalty:
 def gradient_penalty(weight: float) -> Penalty:
     """weight * E[(||grad D(x_hat)|| - 1)^2] on real/generated mixes (Gulrajani et al. 2017, arXiv:1704.00028)."""
 
-    def penalty(
-        D: Callable[..., Tensor], real: Tensor, real_logits: Tensor, gen: Tensor, real_labels: Tensor, gen_labels: Tensor
-    ) -> Tensor:
-        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
-        mix = (alpha * real.detach() + (1 - alpha) * gen.detach()).requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(mix, real_labels).float().sum(), mix, create_graph=True)
+    def penalty(x: PenaltyInputs) -> Tensor:
+        alpha = torch.rand(x.real.shape[0], 1, 1, 1, device=x.real.device, dtype=x.real.dtype)
+        mix = (alpha * x.real.detach() + (1 - alpha) * x.gen.detach()).requires_grad_(True)
+        grad = x.input_grad(x.D(mix, x.real_labels).float().sum(), mix)
         return weight * (grad.float().flatten(1).norm(dim=1) - 1).square().mean()
 
     return penalty

@@ -23,10 +23,7 @@ def main() -> None:
     trainer = build_trainer(cfg, acc, open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
     data = iter(trainer.data)
     for _ in range(int(steps)):
-        real, labels = next(data)
-        trainer.step.d_phase(real, labels, 0.0)
-        trainer.cur_nimg += cfg.train.batch_size
-        trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+        trainer.train_step(data)
     dump = {
         "world": acc.num_processes,
         "G": {k: v.cpu() for k, v in trainer.G.named_parameters()},

@@ -25,10 +25,7 @@ def make(config: Path, *overrides: str) -> Trainer:
 def steps(trainer: Trainer, n: int) -> None:
     data = iter(trainer.data)
     for _ in range(n):
-        real, labels = next(data)
-        trainer.step.d_phase(real, labels, 0.0)
-        trainer.cur_nimg += trainer.cfg.train.batch_size
-        trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+        trainer.train_step(data)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -65,7 +62,7 @@ def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(opt_snapshot(s.D.opt), optD_before, strict=True)), "D's Adam state changed"
     assert s.D.scaler.get_scale() == scale_D / 2  # D backed off ...
     assert s.G.scaler.get_scale() == scale_G  # ... G's scale is its own
-    s.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+    s.g_phase(trainer.cur_nimg)
     assert any(not torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items()), "G should still step"
     stats = s.stats.read(lambda x: x, lambda x: x)
     assert stats["skipped_D_total"] == 1 and stats["skipped_G_total"] == 0
@@ -79,7 +76,7 @@ def test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config: Path) -> Non
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
     clean = s.loss
     s.loss = overflowing(clean, "G")
-    s.g_phase(trainer.per_process_batch, trainer.cur_nimg + 10_000)
+    s.g_phase(trainer.cur_nimg + 10_000)
     s.loss = clean
     assert all(torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items())
     assert all(torch.equal(v, ema_before[k]) for k, v in snapshot(trainer.G_ema).items()), "EMA moved on a skipped step"
@@ -104,18 +101,21 @@ def test_G_phase_leaves_D_gradients_alone(tiny_config: Path) -> None:
     trainer = make(tiny_config)
     steps(trainer, 1)
     trainer.step.D.opt.zero_grad(set_to_none=True)
-    trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+    trainer.step.g_phase(trainer.cur_nimg)
     assert all(p.grad is None for p in trainer.D.parameters())
     assert all(p.requires_grad for p in trainer.D.parameters())  # unfrozen again for the D phase
     assert any(p.grad is not None for p in trainer.G.parameters())
 
 
-def test_ema_half_life_is_counted_in_images() -> None:
-    ema = EMA(half_life_images=1000, global_batch=100, rampup=0.0)
+def test_ema_half_life_is_counted_in_images(tiny_config: Path) -> None:
+    ema = EMA(torch.nn.Linear(2, 2), half_life_images=1000, images_per_step=100, rampup=0.0)
     assert ema.beta(5000) ** 10 == pytest.approx(0.5)  # ten steps of 100 images halve the weight
-    ramped = EMA(half_life_images=1000, global_batch=100, rampup=0.05)
+    ramped = EMA(torch.nn.Linear(2, 2), half_life_images=1000, images_per_step=100, rampup=0.05)
     assert ramped.beta(2000) == pytest.approx(0.5)  # half-life capped at 0.05 x 2000 = 100 images
-    assert EMA(half_life_images=0, global_batch=100, rampup=0.0).beta(10) == 0.0  # 0: G_ema = G
+    assert EMA(torch.nn.Linear(2, 2), half_life_images=0, images_per_step=100, rampup=0.0).beta(10) == 0.0  # 0: G_ema = G
+    # a G step after d_steps D phases has seen d_steps real batches: the half-life counts them all
+    trainer = make(tiny_config, "tricks.d_steps=3")
+    assert trainer.step.ema.images_per_step == 3 * trainer.cfg.train.batch_size
 
 
 def test_bf16_step_runs_and_keeps_fp32_weights(tiny_config: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastgan.engine.tricks import Targets, instance_noise_std
-from fastgan.losses import LOSSES, gradient_penalty, r1_penalty
+from fastgan.losses import LOSSES, PenaltyInputs, gradient_penalty, r1_penalty
 
 real = torch.tensor([2.0, -1.0])
 gen = torch.tensor([0.5, -3.0])
@@ -66,14 +66,23 @@ class Linear(torch.nn.Module):
         return (x * self.w).flatten(1).sum(1)
 
 
+def plain_input_grad(output_sum: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    (grad,) = torch.autograd.grad(output_sum, inputs, create_graph=True)
+    return grad
+
+
+def penalty_inputs(D: torch.nn.Module, real: torch.Tensor, gen: torch.Tensor, labels: torch.Tensor) -> PenaltyInputs:
+    return PenaltyInputs(D, real, D(real, labels), gen, D(gen, labels), labels, labels, plain_input_grad)
+
+
 def test_r1_and_gradient_penalty_closed_form() -> None:
     w = torch.full((1, 2, 2), 3.0)  # ||w||^2 = 36, ||w|| = 6
     D = Linear(w)
     x = torch.randn(4, 1, 2, 2, requires_grad=True)
     labels = torch.zeros(4, dtype=torch.long)
-    r1 = r1_penalty(gamma=2.0)(D, x, D(x, labels), x, labels, labels)
+    r1 = r1_penalty(gamma=2.0)(penalty_inputs(D, x, torch.randn(4, 1, 2, 2), labels))
     assert r1.item() == pytest.approx(0.5 * 2.0 * 36)
-    gp = gradient_penalty(weight=10.0)(D, x, D(x, labels), torch.randn(4, 1, 2, 2), labels, labels)
+    gp = gradient_penalty(weight=10.0)(penalty_inputs(D, x, torch.randn(4, 1, 2, 2), labels))
     assert gp.item() == pytest.approx(10.0 * (6 - 1) ** 2)
 
 

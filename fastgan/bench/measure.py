@@ -40,14 +40,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def one_step(trainer: Trainer, data: Any) -> None:
-    for _ in range(trainer.cfg.tricks.d_steps):
-        real, labels = next(data)
-        trainer.step.d_phase(real, labels, 0.0)
-        trainer.cur_nimg += trainer.cfg.train.batch_size
-    trainer.step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
-
-
 def flops_per_step(cfg: Config, accelerator: Accelerator, source: Source) -> int:
     """FLOPs of one training step (all processes), counted on an eager fp32 copy of the step."""
     from dataclasses import replace
@@ -58,7 +50,7 @@ def flops_per_step(cfg: Config, accelerator: Accelerator, source: Source) -> int
     trainer = build_trainer(eager_cfg, accelerator, source)
     data = iter(trainer.data)
     with FlopCounterMode(display=False) as counter:
-        one_step(trainer, data)
+        trainer.train_step(data)
     return int(counter.get_total_flops()) * accelerator.num_processes
 
 
@@ -75,7 +67,7 @@ def measure(trainer: Trainer, *, warmup_steps: int, window_steps: int, windows: 
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(warmup_steps):
-        one_step(trainer, data)
+        trainer.train_step(data)
     sync(device)
     warmup_s = time.perf_counter() - start
     rates = []
@@ -83,7 +75,7 @@ def measure(trainer: Trainer, *, warmup_steps: int, window_steps: int, windows: 
     for _ in range(windows):
         t0 = time.perf_counter()
         for _ in range(window_steps):
-            one_step(trainer, data)
+            trainer.train_step(data)
         sync(device)
         rates.append(window_steps * images_per_step / (time.perf_counter() - t0))
     median = statistics.median(rates)

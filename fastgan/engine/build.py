@@ -12,7 +12,7 @@ import contextlib
 import copy
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +26,9 @@ from torch import nn
 from fastgan.config import Config
 from fastgan.data.backends import Batches, StreamSpec, make_batches
 from fastgan.data.sources import Source
-from fastgan.engine.ema import EMA
+from fastgan.engine.ema import EMA, recalibrate_batchnorm
 from fastgan.engine.stats import DeviceStats
-from fastgan.engine.step import GANStep, Net, score_concat, score_separate
+from fastgan.engine.step import Batch, GANStep, Net, d_objective, score_concat, score_separate
 from fastgan.engine.tricks import Targets
 from fastgan.errors import UsageError
 from fastgan.losses import get_loss, penalties
@@ -71,10 +71,27 @@ def maybe_compile(module: Callable[..., torch.Tensor], cfg: Config) -> Callable[
     return torch.compile(module, mode=mode, backend=cfg.train.compile_backend, dynamic=False)  # type: ignore[return-value]
 
 
+def maybe_compile_function(fn: Callable[..., Any], cfg: Config) -> Callable[..., Any]:
+    """The step's small eager math (losses, scores) compiled like the models, minus CUDA graphs:
+    inductor fuses a dozen launches into one or two."""
+    if cfg.train.compile == "off":
+        return fn
+    return torch.compile(fn, backend=cfg.train.compile_backend, dynamic=False)
+
+
 def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device) -> torch.optim.Optimizer:
-    # fused Adam takes the scaler's inf check as a tensor: skipping a step needs no host sync
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.Adam(module.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay, fused=fused)
+    # Fused Adam takes an inf check as a tensor (`found_inf`): a step on inf/NaN gradients is
+    # skipped on the device, in every precision, without a host sync (fastgan.engine.step.Net).
+    if device.type not in ("cuda", "cpu"):
+        raise UsageError(f"fastgan trains on CUDA GPUs or the CPU; this process got device {device} (set --set train.cpu=true)")
+    return torch.optim.Adam(module.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay, fused=True)
+
+
+def set_tf32(enabled: bool) -> None:
+    """One switch for TF32 in fp32 matmuls and cuDNN convolutions (recorded in the run's config;
+    fastgan.bench.peaks picks the matching peak for MFU). No effect on CPUs."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
 
 
 @dataclass
@@ -99,6 +116,20 @@ class Trainer:
     def G_ema(self) -> nn.Module:
         return self.step.G_ema
 
+    def train_step(self, data: Iterator[Batch]) -> None:
+        """One GAN step (fastgan.engine.step.GANStep) from `data`, counting the images it used."""
+        self.cur_nimg = self.step(data, self.cur_nimg)
+
+    def ready_G_ema(self) -> nn.Module:
+        """G_ema with BatchNorm statistics of its own weights: call before it samples, is
+        evaluated or exported. Seeded by images seen, so any process and any resume agree."""
+        m = self.cfg.model
+        recalibrate_batchnorm(
+            self.G_ema, z_dim=m.z_dim, latent=m.latent, num_classes=m.num_classes if m.conditional else 1,
+            seed=(self.cfg.train.seed * 1_000_003 + self.cur_nimg) % 2**62, device=self.accelerator.device,
+        )  # fmt: skip
+        return self.G_ema
+
 
 def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trainer:
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
@@ -108,6 +139,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         raise UsageError(f"model.num_classes = {cfg.model.num_classes}, but data.source {source.name!r} has {source.num_classes} classes")
     batch = cfg.train.batch_size // world
 
+    set_tf32(cfg.train.tf32)
     set_seed(cfg.train.seed)  # the same on every process: identical initial G and D
     G, D = build_models(cfg.model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -125,24 +157,32 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         return torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
 
     loss = get_loss(cfg.loss.name)
+    tr = cfg.tricks
     step = GANStep(
-        G=Net(G, maybe_compile(G_ddp, cfg), opt_G, scaler(), lambda: accelerator.no_sync(G_ddp)),
-        D=Net(D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp)),
+        G=Net("G", G, maybe_compile(G_ddp, cfg), opt_G, scaler(), lambda: accelerator.no_sync(G_ddp)),
+        D=Net("D", D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp)),
         G_ema=G_ema,
         loss=loss,
+        d_objective=maybe_compile_function(d_objective(loss), cfg),
+        g_objective=maybe_compile_function(loss.g_loss, cfg),
         penalties=penalties(cfg.loss.name, cfg.loss.r1_gamma, cfg.loss.gp_weight),
         needs_real_grad=cfg.loss.r1_gamma > 0,
-        targets=Targets(smoothing=cfg.tricks.label_smoothing, flip=cfg.tricks.label_flip, device=device),
-        score=score_concat if cfg.tricks.d_batches == "concat" else score_separate,
+        targets=Targets(smoothing=tr.label_smoothing, flip=tr.label_flip, device=device),
+        score=score_concat if tr.d_batches == "concat" else score_separate,
         autocast=autocast_factory(device, cfg.train.precision),
-        ema=EMA(half_life_images=cfg.tricks.ema_halflife_images, global_batch=cfg.train.batch_size, rampup=cfg.tricks.ema_rampup),
+        ema=EMA(G_ema, half_life_images=tr.ema_halflife_images, images_per_step=cfg.train.batch_size * tr.d_steps, rampup=tr.ema_rampup),
         stats=DeviceStats(),
         z_dim=cfg.model.z_dim,
+        latent=cfg.model.latent,
         num_classes=cfg.model.num_classes if cfg.model.conditional else 1,
         device=device,
         latent_gen=torch.Generator(device=device).manual_seed(cfg.train.seed + 1),
         rank=rank,
         world=world,
+        batch=batch,
+        d_steps=tr.d_steps,
+        noise_std=tr.instance_noise,
+        noise_images=tr.instance_noise_images,
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)

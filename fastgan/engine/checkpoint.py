@@ -112,7 +112,8 @@ def save_safetensors(module: torch.nn.Module, path: Path) -> None:
     """Write `module`'s weights and buffers as safetensors, atomically."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    # copies: G_ema's parameters are views of one flat buffer, and safetensors refuses shared memory
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, path)

@@ -76,7 +76,7 @@ class EvalHook:
             self.real = None  # the features are all we need from here on
         if self.latents is None:
             self.latents = eval_latents(self.cfg.train.eval_samples, self.cfg.model, self.cfg.train.seed + LATENT_SEED_OFFSET, device)
-        gen = generated_features(trainer.G_ema, self.net, *self.latents)
+        gen = generated_features(trainer.ready_G_ema(), self.net, *self.latents)
         num_smallest = min(len(gen), len(self.real_features))
         return compute_metrics(self.names, self.real_features, gen, metric_options(num_smallest))
 

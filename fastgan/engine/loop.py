@@ -17,7 +17,6 @@ from fastgan.engine import checkpoint as ckpt
 from fastgan.engine.build import Trainer
 from fastgan.engine.consistency import sync_from_main
 from fastgan.engine.report import Reporter, failure_warnings
-from fastgan.engine.tricks import instance_noise_std
 from fastgan.samples import diversity, fixed_latents, generate_uint8, save_png
 
 STATE_VERSION = 1
@@ -31,7 +30,8 @@ def crossed(before: int, after: int, every: int) -> bool:
 def train(trainer: Trainer, run_dir: Path, reporter: Reporter) -> None:
     cfg, acc, step = trainer.cfg, trainer.accelerator, trainer.step
     t = cfg.train
-    z, labels, row = fixed_latents(t.num_samples, cfg.model.z_dim, cfg.model.num_classes, cfg.model.conditional, t.seed, acc.device)
+    m = cfg.model
+    z, labels, row = fixed_latents(t.num_samples, m.z_dim, m.num_classes, m.conditional, t.seed, acc.device, m.latent)
     data = iter(trainer.data)
     # G_ema is not wrapped by DDP: make sure every process starts from the main one's.
     sync_from_main(acc, trainer.G_ema, params=True)
@@ -39,12 +39,7 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter) -> None:
     last_time, last_nimg = time.perf_counter(), trainer.cur_nimg
     while trainer.cur_nimg < t.total_images:
         before = trainer.cur_nimg
-        for _ in range(cfg.tricks.d_steps):
-            real_img, real_labels = next(data)
-            noise_std = instance_noise_std(cfg.tricks.instance_noise, cfg.tricks.instance_noise_images, trainer.cur_nimg)
-            step.d_phase(real_img, real_labels, noise_std)
-            trainer.cur_nimg += t.batch_size
-        step.g_phase(trainer.per_process_batch, trainer.cur_nimg)
+        trainer.train_step(data)
         reporter.advance(trainer.cur_nimg)
 
         done = trainer.cur_nimg >= t.total_images
@@ -57,7 +52,8 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter) -> None:
         sample_now = crossed(before, trainer.cur_nimg, t.sample_every) or done
         save_now = crossed(before, trainer.cur_nimg, t.checkpoint_every) or done
         if sample_now or save_now:
-            sync_from_main(acc, trainer.G, trainer.D, trainer.G_ema)  # BatchNorm statistics
+            sync_from_main(acc, trainer.G, trainer.D)  # BatchNorm statistics
+            trainer.ready_G_ema()  # statistics of its own, the same on every process
         if sample_now:
             write_samples(trainer, run_dir, reporter, z, labels, row)
         if save_now:

@@ -23,9 +23,12 @@ class Targets:
         self.flip = flip
         self.device = device
 
+        self.constant: dict[int, tuple[Tensor, Tensor]] = {}  # per batch size: made once, no launches per step
+
     def __call__(self, batch: int) -> tuple[Tensor, Tensor]:
-        real = torch.full((batch,), self.real_value, device=self.device)
-        gen = torch.zeros(batch, device=self.device)
+        if batch not in self.constant:
+            self.constant[batch] = (torch.full((batch,), self.real_value, device=self.device), torch.zeros(batch, device=self.device))
+        real, gen = self.constant[batch]
         if self.flip > 0:  # a config constant, not a device value
             swap = torch.rand(batch, device=self.device) < self.flip
             real, gen = torch.where(swap, gen, real), torch.where(swap, real, gen)
