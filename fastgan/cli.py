@@ -146,6 +146,9 @@ def bench(
         str | None, typer.Option("--processes", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json-out", hidden=True)] = None,
+    rung_seconds: Annotated[
+        float, typer.Option("--rung-seconds", help="Time box per rung, warm-up and compile included; a rung stops timing there")
+    ] = 90.0,
 ) -> None:
     """Measure training images/s and MFU for a ladder of optimisations against the eager baseline."""
     from fastgan.commands.bench import run_bench
@@ -161,6 +164,7 @@ def bench(
         out=out,
         processes=processes,
         json_out=json_out,
+        rung_seconds=rung_seconds,
     )
 
 
