@@ -1,17 +1,25 @@
-"""The classic tutorial GAN loop, as the seeds wrote it, timed: the code people start from.
+"""The classic tutorial GAN loops, as the seeds wrote them, timed: the code people start from.
 
-torchvision dataset with ToTensor + Normalize, a DataLoader, fp32, D ending in Sigmoid with
-BCELoss, a D step on real then on fake.detach(), a G step with "real" labels, and `.item()` on
-both losses every step (the tutorials print them). Same architectures as fastgan's presets, so
-its eager baseline can be compared with this:
+`--model dcgan` is the seed tutorial's MNIST DCGAN (../shared/seeds/001): its model exactly
+(fastgan.models.tutorial_dcgan, whose layer list tests/test_models.py checks against the seed),
+96-dim uniform noise in [-1, 1], and its loop: D scores the real batch and G(noise), the D loss
+is BCE on logits, `backward` runs through G too (the seed does not detach), then the G step
+*regenerates* the images from the same noise and scores them again. The seed leaves the
+optimiser and batch out; the series uses Adam(2e-4, betas (0.5, 0.999)) and batch 128.
+torchvision data with ToTensor + Normalize(0.5, 0.5) and a DataLoader with the default
+num_workers = 0, fp32, no compile.
+
+`--model mlp` is the MLP GAN of seeds 000/002: D ends in Sigmoid with BCELoss, a D step on real
+then fake.detach(), a G step with "real" labels, `.item()` on both losses every step.
 
     python benchmarks/tutorial_loop.py --model dcgan --batch 128 --steps 60
-    fastgan bench configs/mnist-dcgan.toml --set data.source=fashion-mnist --batch 128 --ladder eager
+    fastgan bench configs/mnist-dcgan.toml --set data.source=fashion-mnist --batch 128
 
 Fashion-MNIST comes from /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist),
 unpacked into a temporary torchvision root, so nothing is downloaded (--data names another folder
 of the four idx .gz files). `--device cuda` runs the same loop on a GPU, as the tutorials'
-`.to(device)` versions do, so GPU comparisons are GPU against GPU.
+`.to(device)` versions do, so GPU comparisons are GPU against GPU. `TutorialDCGAN` is the loop
+as an object, so benchmarks/time_to_quality.py can train it with the clock stopped for evals.
 """
 
 from __future__ import annotations
@@ -22,13 +30,19 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import datasets, transforms
 
+from fastgan.config import ModelConfig
+from fastgan.models import build_models
+
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+NOISE_DIM = 96  # the seed's noise_size
+SEED_MODEL = ModelConfig(name="tutorial-dcgan", z_dim=NOISE_DIM, latent="uniform")  # what fastgan's mnist-dcgan preset trains
 
 
 def mlp_models() -> tuple[nn.Module, nn.Module]:
@@ -43,58 +57,83 @@ def mlp_models() -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-def dcgan_models(width: int = 64) -> tuple[nn.Module, nn.Module]:
-    G = nn.Sequential(
-        nn.Linear(100, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU(True),
-        nn.Linear(1024, 2 * width * 49, bias=False), nn.BatchNorm1d(2 * width * 49), nn.ReLU(True),
-        nn.Unflatten(1, (2 * width, 7, 7)),
-        nn.ConvTranspose2d(2 * width, width, 5, 2, padding=2, output_padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
-        nn.ConvTranspose2d(width, 1, 5, 2, padding=2, output_padding=1), nn.Tanh(),
-    )  # fmt: skip
-    D = nn.Sequential(
-        nn.Conv2d(1, width, 5, padding=2), nn.LeakyReLU(0.2, True), nn.AvgPool2d(2),
-        nn.Conv2d(width, 2 * width, 5, padding=2), nn.LeakyReLU(0.2, True), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(2 * width * 49, 1024), nn.LeakyReLU(0.2, True), nn.Linear(1024, 1), nn.Sigmoid(),
-    )  # fmt: skip
-    return G, D
-
-
 def fashion_root(src: Path = DEBIAN) -> Path:
     """A torchvision root with the idx files unpacked where FashionMNIST looks for them."""
     root = Path(tempfile.mkdtemp(prefix="tutorial-"))
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for gz in src.glob("*.gz"):
-        with gzip.open(gz, "rb") as src, open(raw / gz.stem, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        with gzip.open(gz, "rb") as src_file, open(raw / gz.stem, "wb") as dst:
+            shutil.copyfileobj(src_file, dst)
     return root
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=["mlp", "dcgan"], default="dcgan")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=60, help="timed steps (after 5 warm-up steps)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--width", type=int, default=64, help="dcgan width (fastgan's mnist-dcgan preset: 64)")
-    p.add_argument("--json", type=Path, help="also write the result here")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the tutorials' .to(device))")
-    p.add_argument("--data", type=Path, default=DEBIAN, help="folder with Fashion-MNIST's four idx .gz files")
-    args = p.parse_args()
-    device = torch.device(args.device)
-
-    root = fashion_root(args.data)
+def tutorial_loader(root: Path, batch: int, workers: int) -> torch.utils.data.DataLoader:
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=tf)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
+
+
+class TutorialDCGAN:
+    """The seed's DCGAN loop (001), one step per call. `G(z, labels)` is fastgan's model, so
+    fastgan's metrics can score it; the seed has no EMA, so its G is what gets scored."""
+
+    def __init__(self, *, batch: int = 128, workers: int = 0, seed: int = 0, device: str = "cpu", data: Path = DEBIAN) -> None:
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.root = fashion_root(data)
+        self.loader = tutorial_loader(self.root, batch, workers)
+        G, D = build_models(SEED_MODEL)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.no_labels = torch.zeros(batch, dtype=torch.long, device=self.device)  # fastgan's models take labels; unused here
+        self.bce = nn.BCEWithLogitsLoss()
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
+        self.nimg = 0
+        self.losses = (torch.zeros(()), torch.zeros(()))
+
+    def next_batch(self) -> torch.Tensor:
+        try:
+            real, _ = next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            real, _ = next(self.batches)
+        return real.to(self.device)
+
+    def step(self) -> None:
+        real = self.next_batch()
+        b, y = real.size(0), self.no_labels
+        logits_real = self.D(real, y)
+        noise = (torch.rand(b, NOISE_DIM, device=self.device) - 0.5) / 0.5  # uniform in [-1, 1]
+        logits_fake = self.D(self.G(noise, y), y)
+        ones, zeros = torch.ones_like(logits_real), torch.zeros_like(logits_real)
+        d_loss = self.bce(logits_real, ones) + self.bce(logits_fake, zeros)
+        self.opt_D.zero_grad()
+        d_loss.backward()  # through G as well: the seed does not detach
+        self.opt_D.step()
+        g_loss = self.bce(self.D(self.G(noise, y), y), ones)  # the same noise, images made again
+        self.opt_G.zero_grad()
+        g_loss.backward()
+        self.opt_G.step()
+        self.nimg += b
+        self.losses = (d_loss.detach(), g_loss.detach())  # the seed prints them every 250 steps
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def time_mlp(args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
+    """The MLP loop of seeds 000/002; returns (images/s, last D loss, last G loss)."""
+    root = fashion_root(args.data)
+    loader = tutorial_loader(root, args.batch, args.workers)
     torch.manual_seed(0)
-    G, D = mlp_models() if args.model == "mlp" else dcgan_models(args.width)
+    G, D = mlp_models()
     G, D = G.to(device), D.to(device)
     criterion = nn.BCELoss()
     opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-
-    step, start, timed_from = 0, 0.0, 5
+    step, start, timed_from, d_value, g_value = 0, 0.0, 5, 0.0, 0.0
     while step < timed_from + args.steps:
         for real, _ in loader:
             if step == timed_from:
@@ -112,21 +151,49 @@ def main() -> None:
             loss_G = criterion(D(fake), ones)
             loss_G.backward()
             opt_G.step()
-            d_value, g_value = (loss_real + loss_fake).item(), loss_G.item()  # the tutorials print these each step
+            d_value, g_value = (loss_real + loss_fake).item(), loss_G.item()  # these tutorials print them each step
             step += 1
             if step >= timed_from + args.steps:
                 break
     elapsed = time.perf_counter() - start  # .item() above synced every step: the GPU is done
+    shutil.rmtree(root, ignore_errors=True)
+    return args.steps * args.batch / elapsed, d_value, g_value
+
+
+def time_dcgan(args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
+    loop = TutorialDCGAN(batch=args.batch, workers=args.workers, device=str(device), data=args.data)
+    for _ in range(5):  # warm-up
+        loop.step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loop.step()
+    d_value, g_value = (float(v) for v in loop.losses)  # a sync: the GPU is done
+    elapsed = time.perf_counter() - start
+    loop.close()
+    return args.steps * args.batch / elapsed, d_value, g_value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=["mlp", "dcgan"], default="dcgan")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60, help="timed steps (after 5 warm-up steps)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (the seeds' default: 0)")
+    p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the tutorials' .to(device))")
+    p.add_argument("--data", type=Path, default=DEBIAN, help="folder with Fashion-MNIST's four idx .gz files")
+    args = p.parse_args()
+    device = torch.device(args.device)
     from fastgan.bench.peaks import cpu_info, device_name
 
-    result = {"loop": "tutorial", "model": args.model, "batch": args.batch, "steps": args.steps,
-              "images_per_s": args.steps * args.batch / elapsed, "last_loss_D": d_value, "last_loss_G": g_value,
-              "device": device_name(device), "cpu": cpu_info(),
+    rate, d_value, g_value = (time_mlp if args.model == "mlp" else time_dcgan)(args, device)
+    result = {"loop": "tutorial", "model": args.model, "batch": args.batch, "steps": args.steps, "workers": args.workers,
+              "images_per_s": rate, "last_loss_D": d_value, "last_loss_G": g_value,
+              "device": device_name(device), "cpu": cpu_info(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
               "torch": torch.__version__, "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    print(f"tutorial loop ({args.model}, batch {args.batch}, {args.workers} workers): {result['images_per_s']:,.0f} images/s")
+    print(f"tutorial loop ({args.model}, batch {args.batch}, {args.workers} workers): {rate:,.0f} images/s")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from fastgan.config import ModelConfig
 from fastgan.errors import UsageError
 from fastgan.models import build_models
+from fastgan.models.conditioning import LabelPlanes, LatentInput
+from tests.conftest import REPO
 
 CASES = [
     dict(name="mlp"),
@@ -16,6 +21,8 @@ CASES = [
     dict(name="dcgan", resolution=32, channels=3, width=8),
     dict(name="dcgan", resolution=64, channels=3, width=8),
     dict(name="dcgan", resolution=32, channels=1, width=8, conditional=True),
+    dict(name="tutorial-dcgan", z_dim=96, latent="uniform"),
+    dict(name="tutorial-dcgan", conditional=True, d_conditioning="concat"),
 ]
 
 
@@ -60,3 +67,84 @@ def test_mlp_matches_the_tutorial_layer_sizes() -> None:
 def test_impossible_resolution_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="model.resolution = 40"):
         build_models(ModelConfig(name="dcgan", resolution=40))
+
+
+# ---------------------------------------------------------------------------- the seed's DCGAN
+
+SEED_G = [  # ../shared/seeds/001, build_dc_generator, in order
+    (torch.nn.Linear, dict(in_features=96, out_features=1024)),
+    (torch.nn.ReLU, {}),
+    (torch.nn.BatchNorm1d, dict(num_features=1024)),
+    (torch.nn.Linear, dict(in_features=1024, out_features=7 * 7 * 128)),
+    (torch.nn.ReLU, {}),
+    (torch.nn.BatchNorm1d, dict(num_features=7 * 7 * 128)),
+    (torch.nn.ConvTranspose2d, dict(in_channels=128, out_channels=64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))),
+    (torch.nn.ReLU, {}),
+    (torch.nn.BatchNorm2d, dict(num_features=64)),
+    (torch.nn.ConvTranspose2d, dict(in_channels=64, out_channels=1, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))),
+    (torch.nn.Tanh, {}),
+]
+SEED_D = [  # build_dc_classifier, in order
+    (torch.nn.Conv2d, dict(in_channels=1, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(0, 0))),
+    (torch.nn.LeakyReLU, dict(negative_slope=0.01)),
+    (torch.nn.MaxPool2d, dict(kernel_size=2, stride=2)),
+    (torch.nn.Conv2d, dict(in_channels=32, out_channels=64, kernel_size=(5, 5), stride=(1, 1), padding=(0, 0))),
+    (torch.nn.LeakyReLU, dict(negative_slope=0.01)),
+    (torch.nn.MaxPool2d, dict(kernel_size=2, stride=2)),
+    (torch.nn.Linear, dict(in_features=1024, out_features=1024)),
+    (torch.nn.LeakyReLU, dict(negative_slope=0.01)),
+    (torch.nn.Linear, dict(in_features=1024, out_features=1)),
+]
+
+
+def layers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """Leaf modules that compute something, in forward order (the flatten is a reshape)."""
+    return [m for m in module.modules() if not list(m.children()) and not isinstance(m, torch.nn.Flatten)]
+
+
+def matches(found: list[torch.nn.Module], expected: list[tuple[type, dict]]) -> None:
+    assert [type(m) for m in found] == [t for t, _ in expected]
+    for m, (_, attrs) in zip(found, expected, strict=True):
+        assert {k: getattr(m, k) for k in attrs} == attrs, m
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            assert m.bias is not None  # PyTorch's defaults, as in the seed
+
+
+def test_tutorial_dcgan_is_the_seeds_layer_list() -> None:
+    G, D = build_models(ModelConfig(name="tutorial-dcgan", z_dim=96, latent="uniform"))
+    matches(layers(G.fc) + layers(G.conv), SEED_G)  # G.latent passes z through when unconditional
+    matches(layers(D.body) + [D.head.linear], SEED_D)  # D.planes likewise; the head's linear is the last FC
+    assert [type(m) for m in layers(G)] == [LatentInput] + [t for t, _ in SEED_G]  # nothing else in G
+    assert [type(m) for m in layers(D)] == [LabelPlanes, torch.nn.Linear] + [t for t, _ in SEED_D[:-1]]  # nor in D
+
+
+def forward_flops(module: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*inputs)
+    return int(counter.get_total_flops())
+
+
+def test_tutorial_dcgan_flops_by_hand() -> None:
+    """2 x multiply-adds per image, layer by layer (biases, BatchNorm and activations not counted)."""
+    G, D = build_models(ModelConfig(name="tutorial-dcgan", z_dim=96, latent="uniform"))
+    G.eval()
+    labels = torch.zeros(4, dtype=torch.long)
+    g = 2 * (96 * 1024 + 1024 * 6272 + 7 * 7 * 128 * 64 * 16 + 14 * 14 * 64 * 1 * 16)  # FC, FC, ConvT (16 taps per input pixel), ConvT
+    d = 2 * (24 * 24 * 32 * 25 + 8 * 8 * 64 * 32 * 25 + 1024 * 1024 + 1024)  # conv (valid), conv, FC, FC
+    assert forward_flops(G, torch.zeros(4, 96), labels) == 4 * g == 4 * 26_288_128
+    assert forward_flops(D, torch.zeros(4, 1, 28, 28), labels) == 4 * d == 4 * 9_574_400
+
+
+def test_tutorial_dcgan_training_step_flops(tmp_path: Path) -> None:
+    """A fastgan step on the seed's model costs ~0.18 GFLOP per image (dcgan28 at width 64: ~0.9)."""
+    from fastgan.bench.measure import flops_per_step
+    from fastgan.config import load_config
+    from fastgan.data.sources import open_source
+    from fastgan.engine.build import make_accelerator
+
+    np.save(tmp_path / "x.npy", np.zeros((64, 28, 28), dtype=np.uint8))
+    cfg = load_config(REPO / "configs" / "mnist-dcgan.toml", [f"data.source=npy:{tmp_path / 'x.npy'}", "train.batch_size=32"])
+    per_image = flops_per_step(cfg, make_accelerator(cfg), open_source(cfg.data, 1, 28)) / 32
+    assert 0.15e9 < per_image < 0.19e9

@@ -16,6 +16,7 @@ from fastgan.errors import UsageError
 from fastgan.models.dcgan import build_dcgan
 from fastgan.models.dcgan28 import build_dcgan28
 from fastgan.models.mlp import build_mlp
+from fastgan.models.tutorial_dcgan import build_tutorial_dcgan
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,14 @@ class ModelSpec:
     build: Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
     resolutions: tuple[int, ...] | None  # None: any resolution
     summary: str
+    check: Callable[[ModelConfig], str | None] = lambda cfg: None  # model-specific keys: why not, or None
 
 
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(build_mlp, None, "the MLP GAN of the classic tutorials"),
     "dcgan28": ModelSpec(build_dcgan28, (28,), "the small DCGAN of the MNIST tutorials, 28x28"),
     "dcgan": ModelSpec(build_dcgan, (16, 32, 64, 128), "Radford et al.'s DCGAN, 32 or 64 px (width = model.width)"),
+    "tutorial-dcgan": ModelSpec(build_tutorial_dcgan, (28,), "the seed tutorial's MNIST DCGAN, exactly (4x4 transposed convs)"),
 }
 
 
@@ -41,6 +44,9 @@ def check_model(cfg: ModelConfig) -> None:
         raise UsageError(f"model.resolution = {cfg.resolution}: model {cfg.name!r} makes {' or '.join(map(str, sides))} px images")
     if cfg.channels not in (1, 3):
         raise UsageError(f"model.channels = {cfg.channels}: use 1 (grey) or 3 (RGB)")
+    why_not = MODELS[cfg.name].check(cfg)
+    if why_not:
+        raise UsageError(why_not)
     if cfg.conditional and cfg.num_classes < 2:
         raise UsageError(f"model.num_classes = {cfg.num_classes}: a conditional model needs at least 2 classes")
 
