@@ -25,7 +25,7 @@ def choice(default: str, *choices: str, doc: str = "") -> Any:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "dcgan28"  # mlp | dcgan28 | dcgan (see fastgan.models)
+    name: str = "dcgan28"  # mlp | dcgan28 | dcgan | tutorial-dcgan (see fastgan.models)
     z_dim: int = 100
     latent: str = choice("gaussian", "gaussian", "uniform")  # z's distribution (fastgan.latents)
     resolution: int = 28  # output side in pixels; each model lists the sides it can make
@@ -41,9 +41,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = "nonsaturating"  # see fastgan.losses.LOSSES
+    name: str = "nonsaturating"  # see fastgan.losses.LOSSES (rpgan: R3GAN's relativistic loss)
     r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder et al. 2018); 0 = off
-    gp_weight: float = 10.0  # wgan-gp only: gradient penalty weight (Gulrajani et al. 2017)
+    r2_gamma: float = 0.0  # R2: the same penalty on generated images (R3GAN uses r1_gamma = r2_gamma); 0 = off
+    # R1/R2 run every reg_every D steps as a D step of their own, scaled by reg_every, with Adam's
+    # lr and betas adjusted by r/(r+1) (lazy regularisation, StyleGAN2, arXiv:1912.04958); that
+    # pass is eager, so the main step can be compiled. 1 = in every D step's loss (no compile).
+    reg_every: int = 16
+    gp_weight: float = 10.0  # wgan-gp only: gradient penalty weight (Gulrajani et al. 2017), every D step
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,20 @@ class TricksConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Differentiable augmentation of every image D sees (fastgan.augment); off by default."""
+
+    # DiffAugment ops, comma-separated, applied in this order (Zhao et al. 2020, arXiv:2006.10738):
+    # color, translation, cutout. "" = off.
+    policy: str = ""
+    p: float = 1.0  # probability that each op is applied to an image; with target > 0, where p starts (0 is usual)
+    # ADA (Karras et al. 2020, arXiv:2006.06676): p adapts so that E[sign(D(real))] stays at target
+    # (0.6 in the paper). 0 = p stays fixed.
+    target: float = 0.0
+    speed_images: int = 500_000  # ADA: images over which p can move from 0 to 1
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     batch_size: int = 64  # global batch: split evenly across processes
@@ -119,6 +138,7 @@ class Config:
     optim: OptimConfig = OptimConfig()
     data: DataConfig = DataConfig()
     tricks: TricksConfig = TricksConfig()
+    augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
 
 

@@ -42,17 +42,45 @@ def validate(cfg: Config) -> None:
         )
     if tr.instance_noise < 0 or tr.ema_halflife_images < 0:
         raise UsageError("tricks.instance_noise and tricks.ema_halflife_images must not be negative")
-    if cfg.loss.r1_gamma < 0:
-        raise UsageError(f"loss.r1_gamma = {cfg.loss.r1_gamma}: must not be negative")
-    if t.compile != "off" and (cfg.loss.r1_gamma > 0 or loss.gradient_penalty):
-        raise UsageError(
-            "loss.r1_gamma / wgan-gp need double backward, which torch.compile does not support "
-            '(pytorch/pytorch#91469); set train.compile = "off" for this loss'
-        )
+    check_regularisation(cfg)
+    check_augment(cfg)
     for net in ("G", "D"):
         opt = getattr(cfg.optim, net)
         if opt.lr <= 0 or not all(0 <= b < 1 for b in opt.betas):
             raise UsageError(f"optim.{net}: lr must be > 0 and betas in [0, 1), got lr={opt.lr} betas={list(opt.betas)}")
+
+
+def check_regularisation(cfg: Config) -> None:
+    """R1/R2 weights and their interval; compile is refused only where a penalty sits in the
+    compiled D phase (lazy R1/R2 run through the eager D)."""
+    from fastgan.losses import get_loss
+
+    lc = cfg.loss
+    if lc.r1_gamma < 0 or lc.r2_gamma < 0:
+        raise UsageError(f"loss.r1_gamma = {lc.r1_gamma}, loss.r2_gamma = {lc.r2_gamma}: must not be negative")
+    if lc.reg_every < 1:
+        raise UsageError(f"loss.reg_every = {lc.reg_every}: must be at least 1 (1 = in every D step; 16 = lazy, as StyleGAN2)")
+    in_step = lc.reg_every == 1 and (lc.r1_gamma > 0 or lc.r2_gamma > 0)
+    if cfg.train.compile != "off" and (in_step or get_loss(lc.name).gradient_penalty):
+        raise UsageError(
+            "R1/R2 in every D step (loss.reg_every = 1) and wgan-gp need double backward in the D phase, which torch.compile "
+            'does not support (pytorch/pytorch#91469); set loss.reg_every = 16 (lazy R1/R2 run eagerly) or train.compile = "off"'
+        )
+
+
+def check_augment(cfg: Config) -> None:
+    from fastgan.augment import parse_policy
+
+    a = cfg.augment
+    parse_policy(a.policy)
+    if not 0 <= a.p <= 1:
+        raise UsageError(f"augment.p = {a.p}: must be a probability in [0, 1], e.g. 1.0 (DiffAugment) or 0.0 (ADA's start)")
+    if not 0 <= a.target < 1:
+        raise UsageError(f"augment.target = {a.target}: must be in [0, 1); 0.6 is ADA's, 0 keeps p fixed")
+    if a.speed_images <= 0:
+        raise UsageError(f"augment.speed_images = {a.speed_images}: must be at least 1, e.g. 500000")
+    if a.target > 0 and not a.policy:
+        raise UsageError('augment.target > 0 adapts p, but augment.policy is empty; set e.g. augment.policy = "color,translation,cutout"')
 
 
 def check_eval(cfg: Config) -> None:

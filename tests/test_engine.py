@@ -14,6 +14,7 @@ from fastgan.data.sources import open_source
 from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.ema import EMA
 from fastgan.engine.loop import restore, save_checkpoint
+from fastgan.engine.step import GANStep, d_objective
 from fastgan.losses import GANLoss
 
 
@@ -41,7 +42,12 @@ def overflowing(loss: GANLoss, net: str) -> GANLoss:
     """The same loss with an inf injected into one network's loss (so its gradients overflow)."""
     if net == "D":
         return dataclasses.replace(loss, d_loss=lambda *a: loss.d_loss(*a) * math.inf)
-    return dataclasses.replace(loss, g_loss=lambda x: loss.g_loss(x) * math.inf)
+    return dataclasses.replace(loss, g_loss=lambda *a: loss.g_loss(*a) * math.inf)
+
+
+def use_loss(s: GANStep, loss: GANLoss) -> None:
+    """Swap the step's loss, and the objectives that build.py made from it."""
+    s.loss, s.d_objective, s.g_objective = loss, d_objective(loss), loss.g_loss
 
 
 def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
@@ -53,10 +59,10 @@ def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
     G_before = snapshot(trainer.G)
     clean = s.loss
-    s.loss = overflowing(clean, "D")
+    use_loss(s, overflowing(clean, "D"))
     real, labels = next(iter(trainer.data))
     s.d_phase(real, labels, 0.0)
-    s.loss = clean
+    use_loss(s, clean)
     for k, v in snapshot(trainer.D).items():
         assert torch.equal(v, D_before[k]), f"D.{k} changed in a skipped step"
     assert all(torch.equal(a, b) for a, b in zip(opt_snapshot(s.D.opt), optD_before, strict=True)), "D's Adam state changed"
@@ -75,9 +81,9 @@ def test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config: Path) -> Non
     G_before, ema_before = snapshot(trainer.G), snapshot(trainer.G_ema)
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
     clean = s.loss
-    s.loss = overflowing(clean, "G")
+    use_loss(s, overflowing(clean, "G"))
     s.g_phase(trainer.cur_nimg + 10_000)
-    s.loss = clean
+    use_loss(s, clean)
     assert all(torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items())
     assert all(torch.equal(v, ema_before[k]) for k, v in snapshot(trainer.G_ema).items()), "EMA moved on a skipped step"
     assert s.G.scaler.get_scale() == scale_G / 2 and s.D.scaler.get_scale() == scale_D

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastgan.engine.tricks import Targets, instance_noise_std
-from fastgan.losses import LOSSES, PenaltyInputs, gradient_penalty, r1_penalty
+from fastgan.losses import LOSSES, PenaltyInputs, gradient_penalty, penalties, r1_penalty, r2_penalty
 
 real = torch.tensor([2.0, -1.0])
 gen = torch.tensor([0.5, -3.0])
@@ -28,24 +28,44 @@ def test_bce_d_loss_is_minus_log_likelihood() -> None:
 def test_minimax_and_nonsaturating_g_losses() -> None:
     minimax = (math.log(1 - sig(0.5)) + math.log(1 - sig(-3))) / 2
     nonsat = -(math.log(sig(0.5)) + math.log(sig(-3))) / 2
-    assert LOSSES["minimax"].g_loss(gen).item() == pytest.approx(minimax, rel=1e-6)
-    assert LOSSES["nonsaturating"].g_loss(gen).item() == pytest.approx(nonsat, rel=1e-6)
+    assert LOSSES["minimax"].g_loss(gen, real).item() == pytest.approx(minimax, rel=1e-6)
+    assert LOSSES["nonsaturating"].g_loss(gen, real).item() == pytest.approx(nonsat, rel=1e-6)
 
 
 def test_hinge() -> None:
     d = (max(0, 1 - 2) + max(0, 1 + 1)) / 2 + (max(0, 1 + 0.5) + max(0, 1 - 3)) / 2
     assert LOSSES["hinge"].d_loss(real, gen, ones, zeros).item() == pytest.approx(d)
-    assert LOSSES["hinge"].g_loss(gen).item() == pytest.approx(-(0.5 - 3) / 2)
+    assert LOSSES["hinge"].g_loss(gen, real).item() == pytest.approx(-(0.5 - 3) / 2)
 
 
 def test_lsgan() -> None:
     d = 0.5 * ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2 + 0.5 * (0.5**2 + 3**2) / 2
     assert LOSSES["lsgan"].d_loss(real, gen, ones, zeros).item() == pytest.approx(d)
-    assert LOSSES["lsgan"].g_loss(gen).item() == pytest.approx(0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2)
+    assert LOSSES["lsgan"].g_loss(gen, real).item() == pytest.approx(0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2)
 
 
 def test_wasserstein() -> None:
     assert LOSSES["wgan-gp"].d_loss(real, gen, ones, zeros).item() == pytest.approx((0.5 - 3) / 2 - (2 - 1) / 2)
+
+
+def test_rpgan_pairs_each_real_with_its_generated() -> None:
+    """D: mean softplus(-(D(x_i) - D(G(z_i)))); G: mean softplus(-(D(G(z_i)) - D(x_i)))."""
+
+    def softplus(x: float) -> float:
+        return math.log1p(math.exp(x))
+
+    d = (softplus(-(2 - 0.5)) + softplus(-(-1 + 3))) / 2
+    g = (softplus(-(0.5 - 2)) + softplus(-(-3 + 1))) / 2
+    assert LOSSES["rpgan"].d_loss(real, gen, ones, zeros).item() == pytest.approx(d, rel=1e-6)
+    assert LOSSES["rpgan"].g_loss(gen, real).item() == pytest.approx(g, rel=1e-6)
+    assert LOSSES["rpgan"].g_uses_real and not LOSSES["nonsaturating"].g_uses_real
+    # a shift of every logit changes nothing: only differences count
+    assert LOSSES["rpgan"].d_loss(real + 5, gen + 5, ones, zeros).item() == pytest.approx(d, rel=1e-6)
+
+
+def test_other_g_losses_ignore_real_logits() -> None:
+    for name in ("minimax", "nonsaturating", "hinge", "lsgan", "wgan-gp"):
+        assert LOSSES[name].g_loss(gen, real).item() == LOSSES[name].g_loss(gen, real * 100).item()
 
 
 def test_smoothed_target_changes_bce() -> None:
@@ -84,6 +104,36 @@ def test_r1_and_gradient_penalty_closed_form() -> None:
     assert r1.item() == pytest.approx(0.5 * 2.0 * 36)
     gp = gradient_penalty(weight=10.0)(penalty_inputs(D, x, torch.randn(4, 1, 2, 2), labels))
     assert gp.item() == pytest.approx(10.0 * (6 - 1) ** 2)
+
+
+def test_r2_closed_form_and_its_inputs() -> None:
+    """R2 differentiates D at the generated images: ||w||^2 for a linear D, like R1 at the real ones."""
+    w = torch.full((1, 2, 2), 3.0)
+    D = Linear(w)
+    gen = torch.randn(4, 1, 2, 2, requires_grad=True)
+    labels = torch.zeros(4, dtype=torch.long)
+    r2 = r2_penalty(gamma=0.5)(penalty_inputs(D, torch.randn(4, 1, 2, 2), gen, labels))
+    assert r2.item() == pytest.approx(0.5 * 0.5 * 36)
+
+
+def test_r1_and_r2_on_a_quadratic_D() -> None:
+    """D(x) = sum(x^2): grad = 2x, so R1 = gamma/2 * mean ||2x||^2, by hand."""
+
+    class Square(torch.nn.Module):
+        def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return x.square().flatten(1).sum(1)
+
+    x = torch.tensor([[[[1.0, 2.0]]], [[[0.0, -1.0]]]], requires_grad=True)  # ||2x||^2 = 20 and 4
+    y = torch.tensor([[[[3.0, 0.0]]], [[[0.0, 0.0]]]], requires_grad=True)  # 36 and 0
+    inputs = penalty_inputs(Square(), x, y, torch.zeros(2, dtype=torch.long))
+    assert r1_penalty(gamma=2.0)(inputs).item() == pytest.approx(1.0 * (20 + 4) / 2)
+    assert r2_penalty(gamma=2.0)(inputs).item() == pytest.approx(1.0 * (36 + 0) / 2)
+
+
+def test_lazy_r1_r2_leave_the_per_step_list() -> None:
+    assert len(penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=1)) == 2  # in every D step
+    assert penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=16) == []  # lazy: fastgan.engine.lazy_reg
+    assert len(penalties("wgan-gp", 1.0, 10.0, reg_every=16)) == 1  # WGAN-GP keeps its per-step penalty
 
 
 def test_targets_smoothing_and_flips() -> None:

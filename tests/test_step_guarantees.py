@@ -63,7 +63,7 @@ def test_a_non_finite_G_step_moves_neither_G_nor_G_ema(tiny_config: Path, precis
         trainer.train_step(data)
     s.stats.read(lambda x: x, lambda x: x)
     G_before, ema_before = params(trainer.G), params(trainer.G_ema)
-    s.g_objective = lambda logits: s.loss.g_loss(logits) * math.inf
+    s.g_objective = lambda *logits: s.loss.g_loss(*logits) * math.inf
     s.g_phase(trainer.cur_nimg + 10_000)
     assert same(params(trainer.G), G_before) and same(params(trainer.G_ema), ema_before)
     stats = s.stats.read(lambda x: x, lambda x: x)
@@ -143,6 +143,6 @@ def test_fused_adam_skip_keeps_step_counts(tiny_config: Path) -> None:
     data = iter(trainer.data)
     trainer.train_step(data)
     steps_before = [s["step"].clone() for s in trainer.step.G.opt.state.values()]
-    trainer.step.g_objective = lambda logits: trainer.step.loss.g_loss(logits) * math.nan
+    trainer.step.g_objective = lambda *logits: trainer.step.loss.g_loss(*logits) * math.nan
     trainer.step.g_phase(trainer.cur_nimg)
     assert all(torch.equal(s["step"], b) for s, b in zip(trainer.step.G.opt.state.values(), steps_before, strict=True))

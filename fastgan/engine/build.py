@@ -23,15 +23,17 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch import nn
 
+from fastgan.augment import build_augment
 from fastgan.config import Config
 from fastgan.data.backends import Batches, StreamSpec, make_batches
 from fastgan.data.sources import Source
 from fastgan.engine.ema import EMA, recalibrate_batchnorm
+from fastgan.engine.lazy_reg import LazyRegularizer, adam_for_lazy, no_regularizer
 from fastgan.engine.stats import DeviceStats
 from fastgan.engine.step import Batch, GANStep, Net, d_objective, score_concat, score_separate
 from fastgan.engine.tricks import Targets
 from fastgan.errors import UsageError
-from fastgan.losses import get_loss, penalties
+from fastgan.losses import get_loss, penalties, zero_centred_penalties
 from fastgan.models import build_models
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -79,12 +81,19 @@ def maybe_compile_function(fn: Callable[..., Any], cfg: Config) -> Callable[...,
     return torch.compile(fn, backend=cfg.train.compile_backend, dynamic=False)
 
 
-def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device, reg_every: int = 1) -> torch.optim.Optimizer:
     # Fused Adam takes an inf check as a tensor (`found_inf`): a step on inf/NaN gradients is
     # skipped on the device, in every precision, without a host sync (fastgan.engine.step.Net).
     if device.type not in ("cuda", "cpu"):
         raise UsageError(f"fastgan trains on CUDA GPUs or the CPU; this process got device {device} (set --set train.cpu=true)")
-    return torch.optim.Adam(module.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay, fused=True)
+    lr, betas = adam_for_lazy(opt_cfg.lr, opt_cfg.betas, reg_every) if reg_every > 1 else (opt_cfg.lr, opt_cfg.betas)
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=opt_cfg.weight_decay, fused=True)
+
+
+def lazy_reg_every(cfg: Config) -> int:
+    """loss.reg_every when R1 or R2 run lazily (a D step of their own), else 1."""
+    lazy = cfg.loss.reg_every > 1 and (cfg.loss.r1_gamma > 0 or cfg.loss.r2_gamma > 0)
+    return cfg.loss.reg_every if lazy else 1
 
 
 def set_tf32(enabled: bool) -> None:
@@ -145,7 +154,8 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     G, D = G.to(device).to(memory_format=memory_format), D.to(device).to(memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G, opt_D = make_optimizer(G, cfg.optim.G, device), make_optimizer(D, cfg.optim.D, device)
+    reg_every = lazy_reg_every(cfg)
+    opt_G, opt_D = make_optimizer(G, cfg.optim.G, device), make_optimizer(D, cfg.optim.D, device, reg_every)
     with warnings.catch_warnings():
         # torch 2.14 prefers forward_sync_buffers=False, which Accelerate's kwargs handler does
         # not offer yet; broadcast_buffers=False behaves the same for us (init is seeded alike).
@@ -156,22 +166,38 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     def scaler() -> torch.amp.GradScaler:
         return torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
 
-    loss = get_loss(cfg.loss.name)
+    loss, lc = get_loss(cfg.loss.name), cfg.loss
     tr = cfg.tricks
+    stats = DeviceStats()
+    autocast = autocast_factory(device, cfg.train.precision)
+    D_net = Net("D", D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp), eager=D_ddp)
+    augment = build_augment(
+        cfg.augment, device=device, images_per_step=cfg.train.batch_size, reduce_sum=lambda x: accelerator.reduce(x, "sum"), stats=stats
+    )
+    regularize = no_regularizer
+    if reg_every > 1:  # R1/R2 as their own eager D step, every reg_every D steps
+        regularize = LazyRegularizer(
+            zero_centred_penalties(lc.r1_gamma, lc.r2_gamma), every=reg_every, images_per_step=cfg.train.batch_size,
+            D=D_net, autocast=autocast, augment=augment, stats=stats,
+        )  # fmt: skip
     step = GANStep(
         G=Net("G", G, maybe_compile(G_ddp, cfg), opt_G, scaler(), lambda: accelerator.no_sync(G_ddp)),
-        D=Net("D", D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp)),
+        D=D_net,
         G_ema=G_ema,
         loss=loss,
         d_objective=maybe_compile_function(d_objective(loss), cfg),
         g_objective=maybe_compile_function(loss.g_loss, cfg),
-        penalties=penalties(cfg.loss.name, cfg.loss.r1_gamma, cfg.loss.gp_weight),
-        needs_real_grad=cfg.loss.r1_gamma > 0,
+        penalties=penalties(lc.name, lc.r1_gamma, lc.gp_weight, lc.r2_gamma, reg_every=lc.reg_every),
+        needs_real_grad=lc.r1_gamma > 0 and lc.reg_every == 1,
+        needs_gen_grad=lc.r2_gamma > 0 and lc.reg_every == 1,
+        regularize=regularize,
+        augment=augment,
+        g_uses_real=loss.g_uses_real,
         targets=Targets(smoothing=tr.label_smoothing, flip=tr.label_flip, device=device),
         score=score_concat if tr.d_batches == "concat" else score_separate,
-        autocast=autocast_factory(device, cfg.train.precision),
+        autocast=autocast,
         ema=EMA(G_ema, half_life_images=tr.ema_halflife_images, images_per_step=cfg.train.batch_size * tr.d_steps, rampup=tr.ema_rampup),
-        stats=DeviceStats(),
+        stats=stats,
         z_dim=cfg.model.z_dim,
         latent=cfg.model.latent,
         num_classes=cfg.model.num_classes if cfg.model.conditional else 1,

@@ -95,6 +95,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "scaler_D": s.D.scaler.state_dict(),
         "data": trainer.data.state_dict(),
         "latent_gen": s.latent_gen.get_state(),
+        "augment": s.augment.state_dict(),  # ADA's p (empty without augmentation)
     }
 
 
@@ -135,6 +136,7 @@ def restore(trainer: Trainer, path: Path) -> None:
         s.D.scaler.load_state_dict(state["scaler_D"])
     trainer.data.load_state_dict(state["data"])
     s.latent_gen.set_state(state["latent_gen"])
+    s.augment.load_state_dict(state.get("augment", {}))  # checkpoints from before [augment] have none
     trainer.cur_nimg = int(state["cur_nimg"])
     rng = ckpt.load_rng(path, trainer.accelerator.process_index)
     if rng is not None:

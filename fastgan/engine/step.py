@@ -20,7 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from fastgan.augment import Augment
 from fastgan.engine.ema import EMA
+from fastgan.engine.lazy_reg import RegBatch
 from fastgan.engine.stats import DeviceStats
 from fastgan.engine.tricks import Targets, add_instance_noise, instance_noise_std
 from fastgan.latents import draw_latents
@@ -77,9 +79,12 @@ class Net:
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler  # its own loss scale (disabled outside fp16)
     no_sync: Callable[[], AbstractContextManager[None]]  # suspends DDP's gradient all-reduce
+    eager: Callable[..., Tensor] | None = None  # DDP-wrapped but never compiled (double backward); default: run
 
     def __post_init__(self) -> None:
         self.zero = torch.zeros((), device=next(self.module.parameters()).device)
+        if self.eager is None:
+            self.eager = self.run
 
     def input_grad(self, output_sum: Tensor, inputs: Tensor) -> Tensor:
         """d output_sum / d inputs, kept differentiable (for gradient penalties).
@@ -130,9 +135,13 @@ class GANStep:
     G_ema: nn.Module
     loss: GANLoss
     d_objective: Objective  # d_objective(loss), maybe compiled
-    g_objective: Callable[[Tensor], Tensor]  # loss.g_loss, maybe compiled
-    penalties: list[Penalty]
-    needs_real_grad: bool  # R1 differentiates D(real) with respect to the real images
+    g_objective: Callable[[Tensor, Tensor], Tensor]  # loss.g_loss(gen_logits, real_logits), maybe compiled
+    penalties: list[Penalty]  # added to every D step's loss
+    needs_real_grad: bool  # R1 in every D step differentiates D(real) with respect to the real images
+    needs_gen_grad: bool  # R2 in every D step: the same for the generated images
+    regularize: Callable[[int, RegBatch], None]  # lazy R1/R2 (fastgan.engine.lazy_reg), or a no-op
+    augment: Augment  # every image D sees, both phases (fastgan.augment), or the identity
+    g_uses_real: bool  # the G loss is relativistic: D scores the last D phase's real batch again
     targets: Targets
     score: Scorer
     autocast: Callable[[], AbstractContextManager[None]]
@@ -154,6 +163,9 @@ class GANStep:
         self.minus_one = torch.full((), -1.0, device=self.device)
         self.zero = torch.zeros((), device=self.device)
         self.no_labels = torch.zeros(self.batch, dtype=torch.long, device=self.device)  # unconditional models
+        # chosen here, once: the G phase calls whichever the loss needs
+        self.g_real_logits = self.score_real_again if self.g_uses_real else self.no_real_logits
+        self.last_real: Batch | None = None  # the last D phase's real batch, for relativistic G losses
 
     def __call__(self, data: Iterator[Batch], cur_nimg: int) -> int:
         """One training step: `d_steps` D phases, then one G phase. Returns images seen after it."""
@@ -163,8 +175,9 @@ class GANStep:
         torch.compiler.cudagraph_mark_step_begin()
         for _ in range(self.d_steps):
             real_img, real_labels = next(data)
-            self.d_phase(real_img, real_labels, instance_noise_std(self.noise_std, self.noise_images, cur_nimg))
+            reg_batch = self.d_phase(real_img, real_labels, instance_noise_std(self.noise_std, self.noise_images, cur_nimg))
             cur_nimg += self.batch * self.world
+            self.regularize(cur_nimg, reg_batch)  # lazy R1/R2 every loss.reg_every D steps; else nothing
         self.g_phase(cur_nimg)
         return cur_nimg
 
@@ -182,23 +195,41 @@ class GANStep:
         labels = torch.randint(0, self.num_classes, (total,), device=self.device, generator=self.latent_gen)
         return z, labels[start : start + self.batch]
 
-    def d_phase(self, real_img: Tensor, real_labels: Tensor, noise_std: float) -> None:
+    def augmented_D(self, images: Tensor, labels: Tensor) -> Tensor:
+        """D as the penalties see it: the same augmentation as the D phase (a fresh draw)."""
+        return self.D.run(self.augment(images), labels)
+
+    def d_phase(self, real_img: Tensor, real_labels: Tensor, noise_std: float) -> RegBatch:
         z, gen_labels = self.latents()
         with torch.no_grad(), self.autocast(), record_function("model:G.forward"):
             # a copy in fp32: under CUDA graphs G's output lives in the graph pool and must not
             # be held across D's replays; under autocast it is bf16/fp16 and D wants fp32 input
             gen = self.G.run(z, gen_labels).to(torch.float32, copy=True)
+        self.last_real = (real_img, real_labels)
         real = add_instance_noise(to_signed_unit(real_img, self.minus_one), noise_std).requires_grad_(self.needs_real_grad)
-        gen = add_instance_noise(gen, noise_std)
+        gen = add_instance_noise(gen, noise_std).requires_grad_(self.needs_gen_grad)
         with self.autocast():
             with record_function("model:D.forward"):
-                real_logits, gen_logits = self.score(self.D.run, real, real_labels, gen, gen_labels)
+                real_logits, gen_logits = self.score(self.D.run, self.augment(real), real_labels, self.augment(gen), gen_labels)
             loss, scores = self.d_objective(real_logits, gen_logits, *self.targets(self.batch))
-            inputs = PenaltyInputs(self.D.run, real, real_logits, gen, gen_logits, real_labels, gen_labels, self.D.input_grad)
+            inputs = PenaltyInputs(self.augmented_D, real, real_logits, gen, gen_logits, real_labels, gen_labels, self.D.input_grad)
             with record_function("model:D.penalty"):
                 penalty = sum((p(inputs) for p in self.penalties), self.zero)
         norm, flags = self.D.backward_step(loss + penalty if self.penalties else loss)
         self.stats.add("D", D_STATS, torch.cat([loss.detach().view(1), penalty.detach().view(1), norm.view(1), scores, flags]))
+        self.augment.observe(real_logits)  # ADA: E[sign(D(real))] on the device; else nothing
+        return RegBatch(real, real_labels, gen, gen_labels)
+
+    def score_real_again(self) -> Tensor:
+        """D's logits on the last D phase's real batch, by the current D, without gradients
+        (they do not depend on G): R3GAN's G loss pairs them with D(G(z))."""
+        assert self.last_real is not None, "a G phase needs a D phase before it"
+        real_img, real_labels = self.last_real
+        with torch.no_grad():
+            return self.D.run(self.augment(to_signed_unit(real_img, self.minus_one)), real_labels)
+
+    def no_real_logits(self) -> Tensor:
+        return self.zero  # losses without g_uses_real ignore it
 
     def g_phase(self, cur_nimg: int) -> None:
         z, gen_labels = self.latents()
@@ -208,8 +239,9 @@ class GANStep:
             with record_function("model:G.forward"):
                 gen = self.G.run(z, gen_labels)
             with record_function("model:D.forward"):
-                gen_logits = self.D.run(gen, gen_labels)
-            loss = self.g_objective(gen_logits)
+                gen_logits = self.D.run(self.augment(gen), gen_labels)
+                real_logits = self.g_real_logits()
+            loss = self.g_objective(gen_logits, real_logits)
         norm, flags = self.G.backward_step(loss)
         self.D.module.requires_grad_(True)
         self.ema.update(self.G.module, flags[0], cur_nimg)  # a true no-op when G's step was skipped

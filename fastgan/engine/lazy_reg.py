@@ -1,0 +1,92 @@
+"""Lazy regularisation: R1/R2 as a D step of their own every `every` D steps (StyleGAN2,
+Karras et al. 2020, arXiv:1912.04958, appendix B).
+
+The penalty is multiplied by `every`, so on average D gets the same regularisation as in every
+step, and Adam's lr and betas are adjusted by c = every / (every + 1) (`adam_for_lazy`), so that
+the extra step does not change D's effective step size and momentum horizon. The pass runs
+through the *eager* D (double backward is not supported by torch.compile,
+pytorch/pytorch#91469), so the main D phase can stay compiled. Which D steps regularise is
+decided from images seen, on the host: a resumed run regularises on the same steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.profiler import record_function
+
+from fastgan.engine.stats import DeviceStats
+from fastgan.losses import Penalty, PenaltyInputs
+
+if TYPE_CHECKING:
+    from fastgan.engine.step import Net
+
+REG_STATS = ("penalty_reg", "gnorm_reg", "skipped_reg", "nonfinite_loss_reg")  # penalty before the x every scaling
+
+
+@dataclass(frozen=True)
+class RegBatch:
+    """What a D phase hands to the regulariser: D's inputs before augmentation (real in [-1, 1],
+    generated detached from G) and their labels."""
+
+    real: Tensor
+    real_labels: Tensor
+    gen: Tensor
+    gen_labels: Tensor
+
+
+def adam_for_lazy(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:
+    """Adam's lr and betas for a network regularised every `every` steps: lr * c and beta ** c,
+    c = every / (every + 1) (StyleGAN2's mb_ratio)."""
+    c = every / (every + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
+
+
+def no_regularizer(cur_nimg: int, batch: RegBatch) -> None:
+    """No lazy penalties configured (or they run in every D step's loss)."""
+
+
+class LazyRegularizer:
+    def __init__(
+        self,
+        penalties: list[Penalty],
+        *,
+        every: int,
+        images_per_step: int,
+        D: Net,
+        autocast: Callable[[], AbstractContextManager[Any]],
+        augment: Callable[[Tensor], Tensor],
+        stats: DeviceStats,
+    ) -> None:
+        assert penalties and every > 1
+        self.penalties, self.every, self.images_per_step = penalties, every, images_per_step
+        self.D, self.autocast, self.augment, self.stats = D, autocast, augment, stats
+
+    def due(self, cur_nimg: int) -> bool:
+        """True after every `every`-th D step, counted from images seen (host arithmetic)."""
+        return (cur_nimg // self.images_per_step) % self.every == 0
+
+    def __call__(self, cur_nimg: int, batch: RegBatch) -> None:
+        if not self.due(cur_nimg):
+            return
+        real = batch.real.detach().requires_grad_(True)
+        gen = batch.gen.detach().requires_grad_(True)
+
+        eager = self.D.eager
+        assert eager is not None  # Net fills it in
+
+        def D(images: Tensor, labels: Tensor) -> Tensor:
+            return eager(self.augment(images), labels)
+
+        with self.autocast(), record_function("model:D.penalty"):
+            inputs = PenaltyInputs(
+                D, real, D(real, batch.real_labels), gen, D(gen, batch.gen_labels), batch.real_labels, batch.gen_labels, self.D.input_grad
+            )
+            penalty = torch.stack([p(inputs) for p in self.penalties]).sum()
+        norm, flags = self.D.backward_step(penalty * self.every)
+        self.stats.add("reg", REG_STATS, torch.cat([penalty.detach().float().view(1), norm.view(1), flags]))
