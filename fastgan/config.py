@@ -25,7 +25,7 @@ def choice(default: str, *choices: str, doc: str = "") -> Any:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "dcgan28"  # mlp | dcgan28 | dcgan | tutorial-dcgan (see fastgan.models)
+    name: str = "dcgan28"  # mlp | dcgan28 | dcgan | tutorial-dcgan | r3gan (see fastgan.models)
     z_dim: int = 100
     latent: str = choice("gaussian", "gaussian", "uniform")  # z's distribution (fastgan.latents)
     resolution: int = 28  # output side in pixels; each model lists the sides it can make
@@ -37,6 +37,12 @@ class ModelConfig:
     g_hidden: tuple[int, ...] = (256, 512, 1024)  # mlp only
     d_hidden: tuple[int, ...] = (1024, 512, 256)  # mlp only
     d_dropout: float = 0.3  # mlp only
+    # r3gan only: one entry per stage, G's order (the basis first, then each doubling); D mirrors.
+    # The number of stages sets the basis: resolution / 2^(stages - 1) px (7 for 28 px with 3).
+    stage_widths: tuple[int, ...] = (128, 128, 64)  # channels of each stage
+    stage_blocks: tuple[int, ...] = (1, 1, 1)  # residual blocks in each stage
+    expansion: int = 2  # r3gan only: a block's inner width is expansion x the stage width
+    group_channels: int = 16  # r3gan only: channels per group of the grouped 3x3 conv
 
 
 @dataclass(frozen=True)

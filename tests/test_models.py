@@ -148,3 +148,50 @@ def test_tutorial_dcgan_training_step_flops(tmp_path: Path) -> None:
     cfg = load_config(REPO / "configs" / "mnist-dcgan.toml", [f"data.source=npy:{tmp_path / 'x.npy'}", "train.batch_size=32"])
     per_image = flops_per_step(cfg, make_accelerator(cfg), open_source(cfg.data, 1, 28)) / 32
     assert 0.15e9 < per_image < 0.19e9
+
+
+# ---------------------------------------------------------------------------- r3gan
+
+R3GAN_SIZES = [  # resolution, stages (G order), blocks
+    (28, (32, 32, 16), (1, 1, 1)),
+    (32, (32, 32, 16, 16), (1, 1, 1, 1)),
+    (64, (32, 32, 16, 16, 16), (1, 2, 1, 1, 0)),
+]
+
+
+@pytest.mark.parametrize(("resolution", "widths", "blocks"), R3GAN_SIZES, ids=lambda v: str(v))
+@pytest.mark.parametrize("conditioning", ["none", "projection", "concat"])
+def test_r3gan_shapes_at_every_resolution(resolution: int, widths: tuple, blocks: tuple, conditioning: str) -> None:
+    cfg = ModelConfig(
+        name="r3gan", resolution=resolution, channels=3, stage_widths=widths, stage_blocks=blocks,
+        conditional=conditioning != "none", d_conditioning="concat" if conditioning == "concat" else "projection",
+    )  # fmt: skip
+    G, D = build_models(cfg)
+    labels = torch.randint(0, 10, (3,))
+    images = G(torch.randn(3, cfg.z_dim), labels)
+    assert images.shape == (3, 3, resolution, resolution)
+    assert D(images, labels).shape == (3,)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in [*G.modules(), *D.modules()])
+
+
+def test_r3gan_blocks_start_as_the_identity_and_train_in_bf16() -> None:
+    from fastgan.models.r3gan import ResidualBlock
+
+    G, D = build_models(ModelConfig(name="r3gan", stage_widths=(32, 32, 16), stage_blocks=(2, 1, 1)))
+    found = [m for m in [*G.modules(), *D.modules()] if isinstance(m, ResidualBlock)]
+    assert len(found) == 8
+    x = torch.randn(2, 32, 7, 7)
+    assert torch.equal(found[0](x), x)  # zero-initialised last layer
+    z, labels = torch.randn(4, 100), torch.zeros(4, dtype=torch.long)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        D(G(z, labels), labels).float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in G.parameters())
+
+
+def test_r3gan_refuses_impossible_stages() -> None:
+    with pytest.raises(UsageError, match="basis"):
+        build_models(ModelConfig(name="r3gan", resolution=28, stage_widths=(32, 32, 32, 32), stage_blocks=(1, 1, 1, 1)))
+    with pytest.raises(UsageError, match="one entry per stage"):
+        build_models(ModelConfig(name="r3gan", stage_widths=(32, 32, 32), stage_blocks=(1, 1)))
+    with pytest.raises(UsageError, match="group_channels"):
+        build_models(ModelConfig(name="r3gan", stage_widths=(30, 30, 30), group_channels=16))

@@ -1,6 +1,7 @@
 """The model registry: a name, a builder returning (G, D), and the resolutions it can make.
 
-G(z [B, Z], labels [B]) -> images [B, C, R, R] in [-1, 1]; D(images, labels) -> logits [B].
+G(z [B, Z], labels [B]) -> images [B, C, R, R] in [-1, 1] (r3gan's G is linear at the output, as in
+its paper; sampling clamps); D(images, labels) -> logits [B].
 Unconditional models take the labels and ignore them, so the step has one code path.
 """
 
@@ -16,6 +17,7 @@ from fastgan.errors import UsageError
 from fastgan.models.dcgan import build_dcgan
 from fastgan.models.dcgan28 import build_dcgan28
 from fastgan.models.mlp import build_mlp
+from fastgan.models.r3gan import build_r3gan, check_r3gan
 from fastgan.models.tutorial_dcgan import build_tutorial_dcgan
 
 
@@ -32,6 +34,7 @@ MODELS: dict[str, ModelSpec] = {
     "dcgan28": ModelSpec(build_dcgan28, (28,), "the small DCGAN of the MNIST tutorials, 28x28"),
     "dcgan": ModelSpec(build_dcgan, (16, 32, 64, 128), "Radford et al.'s DCGAN, 32 or 64 px (width = model.width)"),
     "tutorial-dcgan": ModelSpec(build_tutorial_dcgan, (28,), "the seed tutorial's MNIST DCGAN, exactly (4x4 transposed convs)"),
+    "r3gan": ModelSpec(build_r3gan, None, "R3GAN's normalisation-free residual nets (model.stage_widths, stage_blocks)", check_r3gan),
 }
 
 
