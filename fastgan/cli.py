@@ -77,6 +77,11 @@ class Split(StrEnum):
     test = "test"
 
 
+class Features(StrEnum):
+    fashion = "fashion"
+    inception = "inception"
+
+
 @app.command("eval")
 @user_errors
 def evaluate(
@@ -85,11 +90,16 @@ def evaluate(
     n: Annotated[int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")] = 10_000,
     split: Annotated[Split, typer.Option("--split", help="The real split to compare with")] = Split.test,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+    features: Annotated[
+        Features, typer.Option("--features", help="fashion: the shipped 28x28 CNN (offline); inception: the TorchScript Inception-v3")
+    ] = Features.fashion,
+    weights: Annotated[Path | None, typer.Option("--weights", help="--features inception: path to inception-2015-12-05.pt")] = None,
+    weights_sha256: Annotated[str | None, typer.Option("--weights-sha256", help="Refuse --weights unless its SHA-256 is this")] = None,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
     from fastgan.commands.eval import run_eval
 
-    run_eval(source, metrics, n, split.value, seed)
+    run_eval(source, metrics, n, split.value, seed, features.value, weights, weights_sha256)
 
 
 @app.command()

@@ -24,9 +24,9 @@ from fastgan.errors import UsageError
 # Which way is better, for the table.
 DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}
 INCEPTION_NOTE = (
-    "note: for Inception FID/KID (comparable with papers), write samples with `fastgan sample` and use torch-fidelity "
-    "(`pip install torch-fidelity`); offline, first place its weights file weights-inception-2015-12-05-6726825d.pth "
-    "(from github.com/toshas/torch-fidelity/releases/tag/v0.2.0) in $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch/hub/checkpoints/)."
+    "note: for Inception FID/KID (comparable with papers), download inception-2015-12-05.pt once from "
+    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt "
+    "and run: fastgan eval RUN --features inception --weights PATH"
 )
 
 
@@ -52,7 +52,29 @@ def run_folder(path: Path) -> Path:
     return path
 
 
-def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[str, Any]:
+def load_features(features: str, weights: Path | None, weights_sha256: str | None, device: torch.device) -> tuple[Any, str]:
+    """The feature net and its id: the shipped Fashion-MNIST CNN, or the Inception detector from `weights`."""
+    if features == "inception":
+        from fastgan.metrics.inception import load_inception
+
+        if weights is None:
+            raise UsageError("--features inception needs --weights PATH to inception-2015-12-05.pt (see docs/metrics.md)")
+        return load_inception(weights, device, weights_sha256)
+    from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
+
+    return load_feature_net(device), FEATURE_NET_ID
+
+
+def run_eval(
+    path: Path,
+    metrics: str,
+    n: int,
+    split: str,
+    seed: int,
+    features: str = "fashion",
+    weights: Path | None = None,
+    weights_sha256: str | None = None,
+) -> dict[str, Any]:
     names = parse_metrics(metrics)  # before any slow work
     from fastgan.metrics import compute_metrics
     from fastgan.metrics.cache import real_features
@@ -65,8 +87,9 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
         metric_options,
         real_sets,
     )
-    from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net, net_id = load_features(features, weights, weights_sha256, device)  # a bad --weights fails before the real sets load
     cfg, G, where = load_generator(path)
     ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
     assert floor is not None
@@ -74,11 +97,9 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
         what = f"the {split} split" if has_splits(cfg.data) else f"its images ({ref.source} has no train/test splits)"
         print(f"fastgan: the reference and the floor are disjoint halves of {what}, {len(ref.images):,} images each", file=sys.stderr)
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    net = load_feature_net(device)
     cache_dir = feature_cache_dir()
-    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir)
-    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir)
+    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id)
+    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id)
     gen_features = generated_features(G.to(device), net, *eval_latents(n, cfg.model, seed, device))
     options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
     scores = compute_metrics(names, ref_features, gen_features, options)
@@ -91,7 +112,7 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
         "split": split,
         "reference": ref.describe(),
         "floor_set": floor.describe(),
-        "feature_net": FEATURE_NET_ID,
+        "feature_net": net_id,
         "checkpoint": str(Path(where).resolve()),
         "seed": seed,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -103,7 +124,7 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
 
     grey28 = fits_feature_net(cfg.model)
     Console(soft_wrap=False).print(results_table(result, grey28))
-    if not grey28:
+    if not grey28 and features != "inception":
         print(INCEPTION_NOTE, file=sys.stderr)
     print(f"fastgan: evaluated {where}; wrote {out}", file=sys.stderr)
     return result
@@ -112,7 +133,9 @@ def run_eval(path: Path, metrics: str, n: int, split: str, seed: int) -> dict[st
 def results_table(result: dict[str, Any], grey28: bool) -> Table:
     scores, floor = result["metrics"], result["floor"]
     caption = f"Features: {result['feature_net']}, a 28x28 Fashion-MNIST CNN: not comparable to Inception FID; compare runs that share it."
-    if not grey28:
+    if result["feature_net"].startswith("inception"):
+        caption = f"Features: {result['feature_net']}, the TorchScript Inception-v3 of StyleGAN2-ADA/clean-fid: FID comparable at equal N."
+    elif not grey28:
         caption += " These images were converted to 28x28 grey (luma, resized) for it, so the numbers only rank runs on this data."
     table = Table(title=f"fastgan eval: {result['n']:,} generated vs {result['reference']}", caption=caption, caption_justify="left")
     table.add_column("metric")

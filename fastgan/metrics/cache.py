@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from fastgan.metrics import feature_net
-from fastgan.metrics.feature_net import PREPROCESS_VERSION, FeatureCNN, extract_features, load_feature_net
+from fastgan.metrics.feature_net import PREPROCESS_VERSION, Embedder, extract_features, load_feature_net
 
 # Bytes sampled for the fingerprint: ~1 MB hashes in milliseconds, whatever the dataset size.
 FINGERPRINT_BYTES = 1 << 20
@@ -69,7 +69,7 @@ def real_features(
     source_name: str,
     split: str,
     images: torch.Tensor | np.ndarray,
-    net: FeatureCNN | None,
+    net: Embedder | None,
     device: torch.device | str,
     cache_dir: Path,
     *,

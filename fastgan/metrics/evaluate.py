@@ -20,7 +20,7 @@ from torch import nn
 from fastgan.config import DataConfig, ModelConfig
 from fastgan.data.sources import open_source
 from fastgan.latents import draw_latents
-from fastgan.metrics.feature_net import FeatureCNN, extract_features
+from fastgan.metrics.feature_net import Embedder, extract_features
 from fastgan.samples import generate_uint8
 
 # Sources with separate train and test splits; the others (npy:, folder:) ignore data.split.
@@ -97,7 +97,7 @@ def eval_latents(num: int, model: ModelConfig, seed: int, device: torch.device) 
 
 
 @torch.no_grad()
-def generated_features(G: nn.Module, net: FeatureCNN, z: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
+def generated_features(G: nn.Module, net: Embedder, z: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
     """float32 [N, D] CPU features of G's images, generated and embedded a batch at a time so large
     images never sit in memory all at once."""
     out = [extract_features(net, generate_uint8(G, z[s : s + batch], labels[s : s + batch])) for s in range(0, len(z), batch)]

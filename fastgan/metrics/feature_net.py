@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,14 @@ class FeatureCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x))  # [B, 1, 28, 28] -> [B, feature_dim], post-ReLU like Inception's pool3
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, H, W] -> [B, feature_dim]: the feature-extractor interface (see `Embedder`)."""
+        return self.features(preprocess(images))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))  # [B, num_classes] logits
@@ -94,19 +103,33 @@ def load_feature_net(device: torch.device | str, path: Path = WEIGHTS_PATH) -> F
     return net.to(device).to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
+class Embedder(Protocol):
+    """What the metrics need from a feature net: this module's CNN, or the Inception detector
+    (fastgan.metrics.inception). `embed` takes uint8 images on the net's device."""
+
+    feature_dim: int
+    training: bool
+
+    @property
+    def device(self) -> torch.device: ...
+    def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+    def eval(self) -> Any: ...
+    def train(self, mode: bool = True) -> Any: ...
+
+
 @torch.no_grad()
-def extract_features(net: FeatureCNN, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def extract_features(net: Embedder, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """uint8 [N, C, H, W] (any device) -> float32 [N, feature_dim] on the CPU.
 
     Each batch is moved to the net's device as uint8 and converted there (cheap transfers).
     """
     was_training = net.training
     net.eval()
-    device = next(net.parameters()).device
+    device = net.device
     out = torch.empty(len(images), net.feature_dim, dtype=torch.float32)
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device, non_blocking=True)
-        out[start : start + len(batch)] = net.features(preprocess(batch)).float().cpu()
+        out[start : start + len(batch)] = net.embed(batch).float().cpu()
     net.train(was_training)
     return out
 
