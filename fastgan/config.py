@@ -116,7 +116,9 @@ class TrainConfig:
     seed: int = 0
     batch_size: int = 64  # global batch: split evenly across processes
     total_images: int = 300_000  # real images shown to D over the whole run
-    precision: str = choice("no", "no", "bf16", "fp16")
+    # auto: bf16 where the hardware computes in it (CUDA GPUs that support it; CPUs with avx512_bf16
+    # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md).
+    precision: str = choice("no", "no", "bf16", "fp16", "auto")
     compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")
     compile_backend: str = "inductor"  # tests use "aot_eager" (no C++ build)
     channels_last: bool = False

@@ -166,3 +166,15 @@ def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_first
     assert graphs_after_first <= 8
     assert not any(k.startswith("_orig_mod.") for k in compiled.G.state_dict())  # checkpoints keep plain keys
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastgan.bench import peaks
+    from fastgan.engine.build import resolve_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_bf16"})
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
+    assert resolve_precision("auto", cpu) == "no"
+    assert resolve_precision("fp16", cpu) == "fp16"  # explicit choices stay

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -42,7 +43,7 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def make_accelerator(cfg: Config) -> Accelerator:
     """One Accelerator; mixed precision stays "no" there because fastgan applies its own."""
     launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if launched not in ("no", cfg.train.precision):
+    if launched not in ("no", cfg.train.precision) and cfg.train.precision != "auto":
         warnings.warn(
             f"the launch config asks for mixed_precision={launched}, but fastgan uses train.precision="
             f"{cfg.train.precision!r}; set --set train.precision={launched} to use it",
@@ -56,6 +57,23 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # launched on a machine with no GPU each run alone (DistributedType.NO).
     cpu = cfg.train.cpu or not torch.cuda.is_available()
     return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
+
+
+def has_bf16_units(device: torch.device) -> bool:
+    """True where bf16 runs in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX (on other CPUs, bf16 autocast is emulated and ~20x slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    from fastgan.bench.peaks import cpu_info
+
+    return any(f in cpu_info()["flags"].split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """train.precision with "auto" made concrete for this device: "bf16" or "no"."""
+    if precision != "auto":
+        return precision
+    return "bf16" if has_bf16_units(device) else "no"
 
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
@@ -163,13 +181,17 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         G_ddp, D_ddp = accelerator.prepare(G, D)  # DDP-wrapped when world > 1, else the same modules
     set_seed(cfg.train.seed, device_specific=True)  # per-process noise (dropout, flips) from here on
 
+    precision = resolve_precision(cfg.train.precision, device)
+    if cfg.train.precision == "auto" and accelerator.is_main_process:
+        print(f"fastgan: train.precision = auto -> {precision!r} on {device}", file=sys.stderr)
+
     def scaler() -> torch.amp.GradScaler:
-        return torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
+        return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     loss, lc = get_loss(cfg.loss.name), cfg.loss
     tr = cfg.tricks
     stats = DeviceStats()
-    autocast = autocast_factory(device, cfg.train.precision)
+    autocast = autocast_factory(device, precision)
     D_net = Net("D", D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp), eager=D_ddp)
     augment = build_augment(
         cfg.augment, device=device, images_per_step=cfg.train.batch_size, reduce_sum=lambda x: accelerator.reduce(x, "sum"), stats=stats
