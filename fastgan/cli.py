@@ -94,7 +94,7 @@ def evaluate(
         Features, typer.Option("--features", help="fashion: the shipped 28x28 CNN (offline); inception: the TorchScript Inception-v3")
     ] = Features.fashion,
     weights: Annotated[Path | None, typer.Option("--weights", help="--features inception: path to inception-2015-12-05.pt")] = None,
-    weights_sha256: Annotated[str | None, typer.Option("--weights-sha256", help="Refuse --weights unless its SHA-256 is this")] = None,
+    weights_sha256: Annotated[str | None, typer.Option("--weights-sha256", help="Accept --weights with this SHA-256 instead of the published file's")] = None,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
     from fastgan.commands.eval import run_eval

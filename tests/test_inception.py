@@ -72,11 +72,14 @@ def test_bad_detectors_are_usage_errors(cli: CliRunner, tiny_config: Path, tmp_p
     assert run(cli, "train", tiny_config, "--out", run_dir)[0] == 0
     code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", weights, "--weights-sha256", "0" * 64)
     assert code == 2 and "does not match" in text and "Traceback" not in text
+    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", weights)  # not NVIDIA's file
+    assert code == 2 and "does not match the published" in text and "--weights-sha256" in text
     code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", tmp_path / "nope.pt")
     assert code == 2 and "nvlabs-fi-cdn.nvidia.com" in text  # says where to get it
     code, text = run(cli, "eval", run_dir, "--features", "inception")
     assert code == 2 and "--weights" in text
     not_script = tmp_path / "garbage.pt"
     not_script.write_bytes(b"not a zip file")
-    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", not_script)
+    garbage_sha = hashlib.sha256(not_script.read_bytes()).hexdigest()
+    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", not_script, "--weights-sha256", garbage_sha)
     assert code == 2 and "TorchScript" in text

@@ -12,10 +12,11 @@ and pass `fastgan eval RUN --features inception --weights PATH`. The detector ta
 `return_features=True` returns the 2048-d pool features. Grey images are repeated to 3 channels,
 as StyleGAN2-ADA does.
 
-The file is checked against a SHA-256 before it is loaded (a TorchScript file is code). NVIDIA
-publishes none that we could find, so `PUBLISHED_SHA256` is empty until someone verifies one; until
-then pass `--weights-sha256` to pin the copy you trust. The file's hash is always printed and
-recorded in eval.json, so results say exactly which detector made them.
+The file is checked against a SHA-256 before it is loaded (a TorchScript file is code):
+`PUBLISHED_SHA256`, the hash that k-diffusion (crowsonkb/k-diffusion, evaluation.py) pins for
+this URL's 95,607,719-byte file, unless `--weights-sha256` names another (a copy you trust that
+differs). The hash prefix is recorded in eval.json and the feature cache id, so results say
+exactly which detector made them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from fastgan.errors import UsageError
 
 FILE_NAME = "inception-2015-12-05.pt"
 URL = f"https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/{FILE_NAME}"
-PUBLISHED_SHA256: str | None = None  # none published by NVIDIA that we could verify (see the module doc)
+PUBLISHED_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"  # pinned by k-diffusion
 FEATURE_DIM = 2048
 
 
@@ -49,9 +50,13 @@ def check_weights(path: Path, expected: str | None) -> str:
     if not path.is_file():
         raise UsageError(f"--weights {path}: no such file; download {FILE_NAME} once from {URL}")
     actual = sha256_file(path)
-    want = (expected or PUBLISHED_SHA256 or "").lower()
-    if want and actual != want:
-        raise UsageError(f"--weights {path}: SHA-256 {actual} does not match {want}; download {FILE_NAME} again from {URL}")
+    if expected and actual != expected.lower():
+        raise UsageError(f"--weights {path}: SHA-256 {actual} does not match --weights-sha256 {expected}")
+    if not expected and actual != PUBLISHED_SHA256:
+        raise UsageError(
+            f"--weights {path}: SHA-256 {actual} does not match the published {FILE_NAME} ({PUBLISHED_SHA256[:16]}...); "
+            f"download it again from {URL}, or pass --weights-sha256 {actual} to use this file anyway"
+        )
     return actual
 
 
@@ -93,7 +98,7 @@ class InceptionDetector(nn.Module):
 def load_inception(path: Path, device: torch.device, expected_sha256: str | None = None) -> tuple[InceptionDetector, str]:
     """The detector on `device` and its id for feature caches and reports (`inception-<sha prefix>`)."""
     digest = check_weights(path, expected_sha256)
-    pinned = "checked" if expected_sha256 or PUBLISHED_SHA256 else "not checked: pass --weights-sha256 to pin it"
+    pinned = "matches --weights-sha256" if expected_sha256 else "the published file"
     print(f"fastgan: Inception detector {path}: SHA-256 {digest} ({pinned})", file=sys.stderr)
     net = InceptionDetector(load_torchscript(path, device), device).requires_grad_(False)
     return net, f"inception-2015-12-05-{digest[:16]}"
