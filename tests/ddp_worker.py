@@ -30,6 +30,7 @@ def main() -> None:
         "D": {k: v.cpu() for k, v in trainer.D.named_parameters()},
         "G_ema": {k: v.cpu() for k, v in trainer.G_ema.state_dict().items()},
         "stats": trainer.step.stats.read(lambda x: acc.reduce(x, "mean"), lambda x: acc.reduce(x, "max")),
+        "augment": trainer.step.augment.state_dict(),  # ADA's p, per process
     }
     Path(out).mkdir(parents=True, exist_ok=True)
     torch.save(dump, Path(out) / f"rank{acc.process_index}.pt")

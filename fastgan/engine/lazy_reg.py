@@ -84,9 +84,12 @@ class LazyRegularizer:
             return eager(self.augment(images), labels)
 
         with self.autocast(), record_function("model:D.penalty"):
-            inputs = PenaltyInputs(
-                D, real, D(real, batch.real_labels), gen, D(gen, batch.gen_labels), batch.real_labels, batch.gen_labels, self.D.input_grad
-            )
+            real_logits, gen_logits = D(real, batch.real_labels), D(gen, batch.gen_labels)
+            inputs = PenaltyInputs(D, real, real_logits, gen, gen_logits, batch.real_labels, batch.gen_labels, self.D.input_grad)
             penalty = torch.stack([p(inputs) for p in self.penalties]).sum()
-        norm, flags = self.D.backward_step(penalty * self.every)
+            # + 0 x logits: every parameter gets a (zero) gradient, also those that do not shape the
+            # input gradient (the logit's bias), which DDP without find_unused_parameters requires
+            # (StyleGAN2-ADA's loss.py does the same).
+            untouched = (real_logits.float().sum() + gen_logits.float().sum()) * 0
+        norm, flags = self.D.backward_step(penalty * self.every + untouched)
         self.stats.add("reg", REG_STATS, torch.cat([penalty.detach().float().view(1), norm.view(1), flags]))
