@@ -105,6 +105,12 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest complete checkpoints kept
     num_samples: int = 64  # images in each sample grid (one row per class if conditional)
     warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
+    # Images with a non-finite loss (or weights) in a row before the run stops with exit code 3;
+    # -1 = one log interval. Checked at log intervals, so a diverged run stops within two of them.
+    nonfinite_budget: int = -1
+    # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
+    # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).
+    timeout_s: int = 1800
     eval_every: int = 0  # images between in-training metrics on the main process; 0 = off
     # fd | kid | pr (fastgan.metrics.METRICS). The first distance (fd or kid) picks the best checkpoint:
     # keep eval_every a multiple of checkpoint_every so every eval has a checkpoint to keep.

@@ -36,9 +36,13 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
 
 def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
     """(config, G_ema on the CPU, description) for a run folder, checkpoint folder or safetensors file."""
+    from fastgan.engine.checkpoint import nonfinite_tensors
     from fastgan.models import build_models
 
     cfg, weights, where = find_generator(path)
+    bad = nonfinite_tensors(weights)
+    if bad:  # a diverged run's weights: black images, and a finite FD for them
+        raise UsageError(f"{where}: {len(bad)} generator tensors hold inf/NaN (e.g. {bad[0]}): the run diverged; use an earlier checkpoint")
     G, _ = build_models(cfg.model)
     try:
         G.load_state_dict(weights)

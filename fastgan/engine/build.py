@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 from torch import nn
 
 from fastgan.config import Config
@@ -53,7 +54,10 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # Accelerate picks gloo DDP (MULTI_CPU) only when told cpu=True; without it, processes
     # launched on a machine with no GPU each run alone (DistributedType.NO).
     cpu = cfg.train.cpu or not torch.cuda.is_available()
-    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
+    # Every collective waits at most train.timeout_s for the other processes (a stalled peer
+    # would otherwise hang the job forever): fastgan.engine.peers reports which one timed out.
+    timeout = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=cfg.train.timeout_s))
+    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp, timeout])
 
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
