@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from fastgan.errors import UsageError
+from fastgan.errors import FastganError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,14 +24,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Bad input becomes one line on stderr and exit code 2, with no traceback."""
+    """Bad input and failed runs become one line on stderr and their exit code (fastgan.errors), with no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except UsageError as e:
-            typer.echo(f"error: {e}", err=True)
+        except FastganError as e:
+            if str(e):  # empty: another process of the run already said it
+                typer.echo(f"{e.prefix}{e}", err=True)
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -50,12 +51,19 @@ def train(
     set_: SetOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<preset>-<time>)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="With --resume: the checkpoint to continue from, e.g. nimg-000060000 (default: the newest)")
+    ] = None,
+    auto_resume: Annotated[
+        bool,
+        typer.Option("--auto-resume", help="With CONFIG --out RUN: continue RUN if it has a checkpoint, else start it (for schedulers)"),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit")] = False,
 ) -> None:
     """Train a GAN from a config preset."""
-    from fastgan.commands.train import run_train
+    from fastgan.commands.train import TrainArgs, run_train
 
-    run_train(config, set_ or [], out, resume, dry_run)
+    run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run))
 
 
 @app.command()
