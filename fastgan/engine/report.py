@@ -122,6 +122,11 @@ class Reporter:
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
 
+    def image(self, cur_nimg: int, name: str, image_hwc: Any) -> None:
+        """A uint8 [H, W, C] image (numpy) to TensorBoard at its images-seen step."""
+        if self.writer is not None:
+            self.writer.add_image(name, image_hwc, cur_nimg, dataformats="HWC")
+
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
