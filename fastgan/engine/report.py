@@ -1,6 +1,7 @@
 """What a run tells its user: a progress bar, metrics.jsonl, TensorBoard, and failure warnings.
 
 Only the main process reports. Values arrive once per log interval, already on the host.
+Warnings are printed and also appended to warnings.jsonl, so `fastgan report` can show them.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class Reporter:
         shown = {k: values[k] for k in SHOWN if k in values}
         record: dict[str, Any] = {
             "nimg": cur_nimg,
-            "time_s": round(time.time() - self.started, 3),
+            "time_s": self.elapsed(),
             **{
                 k: v
                 for k, v in values.items()
@@ -118,7 +119,7 @@ class Reporter:
         if not self.enabled:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"nimg": cur_nimg, **values}) + "\n")
+            f.write(json.dumps({"nimg": cur_nimg, "time_s": self.elapsed(), **values}) + "\n")
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
 
@@ -127,9 +128,15 @@ class Reporter:
         if self.writer is not None:
             self.writer.add_image(name, image_hwc, cur_nimg, dataformats="HWC")
 
+    def elapsed(self) -> float:
+        """Seconds since this process started reporting (a resumed run starts again from 0)."""
+        return round(time.time() - self.started, 3)
+
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
+            with open(self.run_dir / "warnings.jsonl", "a") as f:
+                f.write(json.dumps({"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}) + "\n")
 
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:
