@@ -2,8 +2,10 @@
 with its images-seen count, so how the samples evolved fits in a README or a chat message.
 
 Rebuilt from the `nimg-*.png` grids on disk each time, so a resumed run's timeline continues the
-old one. Kept small: at most `MAX_FRAMES` frames, evenly spaced over the run (the first and the
-newest always among them), each no wider than `MAX_WIDTH` pixels.
+old one. Kept small: frames no wider than `MAX_WIDTH` pixels (the saved grids are 3x, so a
+64-image 28x28 grid comes back to its native 242 px), at most `MAX_FRAMES` of them evenly spaced
+over the run (the first and the newest always among them), and fewer when the GIF would pass
+`MAX_BYTES`: grids of sharp samples compress poorly (~60 kB a frame for Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 MAX_FRAMES = 60
-MAX_WIDTH = 480  # px; a 64-image 28x28 grid is 726 px wide as saved (3x), 242 px at 1x
+MAX_WIDTH = 256  # px; shrunk by a whole factor: 726 px (64 images of 28 px, saved 3x) -> 242
+MAX_BYTES = 2 * 2**20  # small enough for a README or a chat message
 FRAME_MS = 250  # per frame; the last one stays 2 s so the final samples can be seen
 LAST_FRAME_MS = 2000
 LABEL_HEIGHT = 18  # px of white strip above each frame for the count
@@ -51,19 +54,27 @@ def frame(path: Path, nimg: int) -> Image.Image:
     return canvas
 
 
+def encode(frames: list[Image.Image]) -> bytes:
+    buf = io.BytesIO()
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    return buf.getvalue()
+
+
 def timeline_gif(samples_dir: Path) -> bytes | None:
     """The GIF's bytes, or None when there is no grid yet."""
     grids = grid_files(samples_dir)
     if not grids:
         return None
-    picked = [grids[i] for i in evenly_spaced(len(grids), MAX_FRAMES)]
-    frames = [frame(path, nimg) for nimg, path in picked]
-    size = frames[-1].size  # grids of one run share a size; resume with another num_samples would not
-    frames = [f if f.size == size else f.resize(size) for f in frames]
-    buf = io.BytesIO()
-    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
-    return buf.getvalue()
+    keep = MAX_FRAMES
+    while True:
+        picked = [grids[i] for i in evenly_spaced(len(grids), keep)]
+        frames = [frame(path, nimg) for nimg, path in picked]
+        size = frames[-1].size  # grids of one run share a size; a resume with another num_samples would not
+        data = encode([f if f.size == size else f.resize(size) for f in frames])
+        if len(data) <= MAX_BYTES or len(frames) <= 2:
+            return data
+        keep = max(2, min(len(frames) - 1, int(len(frames) * MAX_BYTES / len(data) * 0.95)))  # frames cost about the same
 
 
 def write_timeline(samples_dir: Path) -> Path | None:
