@@ -108,11 +108,14 @@ def evaluate(
     n: Annotated[int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")] = 10_000,
     split: Annotated[Split, typer.Option("--split", help="The real split to compare with")] = Split.test,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+    truncation: Annotated[
+        float, typer.Option("--truncation", help="psi in [0, 1] for the generated latents; writes eval-truncation-PSI.json unless 1")
+    ] = 1.0,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
     from fastgan.commands.eval import run_eval
 
-    run_eval(source, metrics, n, split.value, seed)
+    run_eval(source, metrics, n, split.value, seed, truncation)
 
 
 @app.command()
