@@ -120,6 +120,18 @@ def evaluate(
 
 @app.command()
 @user_errors
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders to compare, and any bench.json files from `fastgan bench --out`")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write")] = Path("report.html"),
+) -> None:
+    """One self-contained HTML page: config differences, curves, sample timelines, warnings, bench results."""
+    from fastgan.commands.report import run_report
+
+    run_report(paths, out)
+
+
+@app.command()
+@user_errors
 def info() -> None:
     """Print versions, devices and what this machine supports (bf16, compile, DALI)."""
     from fastgan.commands.info import run_info
