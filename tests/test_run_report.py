@@ -88,6 +88,24 @@ def test_timeline_drops_frames_to_stay_under_its_size_cap(tmp_path: Path, monkey
     assert 2 <= small.n_frames < 12 and len(data) <= timeline.MAX_BYTES
 
 
+def test_timeline_writer_defers_within_its_budget_and_flushes_at_the_end(tmp_path: Path) -> None:
+    from fastgan.timeline import TimelineWriter
+
+    def add_grid(i: int) -> None:
+        Image.fromarray(np.full((30, 30), 40 * i, dtype=np.uint8)).save(tmp_path / f"nimg-{i:09d}.png")
+
+    writer = TimelineWriter(tmp_path)
+    add_grid(1)
+    writer.update()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 1
+    writer.next_at = float("inf")  # as if the last rebuild had been slow
+    add_grid(2)
+    writer.update()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 1 and writer.pending
+    writer.flush()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 2 and not writer.pending
+
+
 def test_warnings_are_recorded_with_their_nimg(runs: tuple[Path, Path]) -> None:
     assert not (runs[0] / "warnings.jsonl").exists()
     rows = [json.loads(line) for line in (runs[1] / "warnings.jsonl").read_text().splitlines()]

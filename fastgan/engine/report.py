@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fastgan.config import Config
+from fastgan.timeline import TimelineWriter
 
 # Keys shown in the log line and the progress bar, in order.
 SHOWN = ("loss_D", "loss_G", "D_real", "D_gen", "gnorm_D", "gnorm_G")
@@ -59,6 +60,7 @@ class Reporter:
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
         self.started = time.time()
+        self.timeline = TimelineWriter(run_dir / "samples")
 
     def start(self, cur_nimg: int) -> None:
         if not self.enabled:
@@ -123,10 +125,14 @@ class Reporter:
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
 
-    def image(self, cur_nimg: int, name: str, image_hwc: Any) -> None:
-        """A uint8 [H, W, C] image (numpy) to TensorBoard at its images-seen step."""
+    def grid(self, cur_nimg: int, image_hwc: Any) -> None:
+        """A fixed-z sample grid, uint8 [H, W, C] (numpy), just saved to samples/: to TensorBoard
+        at its images-seen step, and into samples/timeline.gif."""
+        if not self.enabled:
+            return
         if self.writer is not None:
-            self.writer.add_image(name, image_hwc, cur_nimg, dataformats="HWC")
+            self.writer.add_image("samples", image_hwc, cur_nimg, dataformats="HWC")
+        self.timeline.update()
 
     def elapsed(self) -> float:
         """Seconds since this process started reporting (a resumed run starts again from 0)."""
@@ -141,5 +147,7 @@ class Reporter:
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if self.enabled:
+            self.timeline.flush()
         if self.writer is not None:
             self.writer.close()
