@@ -62,7 +62,7 @@ def train(
 @user_errors
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images [default: 64]")] = None,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64)")] = None,
     out: Annotated[Path, typer.Option("--out", help="FILE.png (a grid) or FILE.npy (uint8 [N, C, H, W])")] = Path("samples.png"),
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
     truncation: Annotated[
@@ -72,7 +72,7 @@ def sample(
         int | None, typer.Option("--interpolate", help="Write this many rows instead, each a walk between two random latents")
     ] = None,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="Images per walk, both ends included (with --interpolate) [default: 8]")
+        int | None, typer.Option("--steps", help="Images per walk, both ends included (with --interpolate; default 8)")
     ] = None,
     between_classes: Annotated[
         bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
