@@ -53,7 +53,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else fmt(v) for v in value) + "]"
+        # JSON for strings and whole numbers inside: "[256, 1024]", not "[256, 1,024]"
+        return "[" + ", ".join(json.dumps(v) if isinstance(v, str | int) else fmt(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) + "}"
     return str(value)
@@ -123,7 +124,8 @@ def config_section(runs: list[Run]) -> str:
     names = [run.name for run in runs]
     rows = [[key, *(run.config.get(key) for run in runs)] for key in keys]
     if len(runs) == 1:
-        return section("config", "Resolved config", table(["key", names[0]], rows))
+        full = table(["key", names[0]], rows)
+        return section("config", "Resolved config", f"<details><summary>All {len(keys)} keys of config.toml</summary>{full}</details>")
     classes = ["differs" if differs(k) else "" for k in keys]
     diff_rows = [row for row, c in zip(rows, classes, strict=True) if c]
     out = "<h3>Differences</h3>"
