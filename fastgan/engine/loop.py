@@ -17,7 +17,7 @@ from fastgan.engine import checkpoint as ckpt
 from fastgan.engine.build import Trainer
 from fastgan.engine.consistency import sync_from_main
 from fastgan.engine.report import Reporter, failure_warnings
-from fastgan.samples import diversity, fixed_latents, generate_uint8, save_png
+from fastgan.samples import display_grid, diversity, fixed_latents, generate_uint8, save_png
 
 STATE_VERSION = 1
 COLLAPSE_RATIO = 0.3  # warn when sample diversity falls below this fraction of its best
@@ -69,6 +69,7 @@ def write_samples(trainer: Trainer, run_dir: Path, reporter: Reporter, z: torch.
     images = generate_uint8(trainer.G_ema, z, labels)
     save_png(images, row, run_dir / "samples" / f"{ckpt.checkpoint_name(trainer.cur_nimg)}.png")
     save_png(images, row, run_dir / "samples" / "latest.png")
+    reporter.grid(trainer.cur_nimg, display_grid(images, row))  # TensorBoard and samples/timeline.gif
     # ganhacks "track failures early": fixed-z samples that all look alike mean collapse.
     # Collapse is a fall in diversity from its best, not a low value at the start.
     spread = float(diversity(images))  # a sync, once per sample interval
