@@ -27,7 +27,7 @@ def test_gpu_check_cpu_mode_runs_every_stage_and_writes_its_report(tmp_path: Pat
     assert len(files) <= 8 and all((out / f).stat().st_size < 16 * 2**20 for f in files)
     assert {"summary.md", "log.txt", "junit.xml", "bench.json", "details.json", "samples.png"} <= set(files)
     summary = (out / "summary.md").read_text()
-    for stage in ("pytest -m gpu", "bench: dcgan28", "bench: dcgan 64 px", "train ~1 min + eval", "DALI vs DataLoader"):
+    for stage in ("pytest -m gpu", "bench: dcgan28", "bench: dcgan 64 px", "train ~1 min + eval", "tutorial loop", "DALI vs DataLoader"):
         assert stage in summary
     # GPU-only parts are skipped with their reasons, not dropped
     assert "needs a CUDA GPU" in summary and "CUDA graphs need a GPU" in summary and "GPU-only" in summary

@@ -15,7 +15,7 @@ from fastgan.config import load_config
 from fastgan.data.sources import open_source
 from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.ema import EMA
-from fastgan.engine.step import Net
+from fastgan.engine.step import Net, d_objective
 from fastgan.losses import PenaltyInputs, r1_penalty
 
 
@@ -44,9 +44,7 @@ def test_a_non_finite_D_step_is_skipped_outside_fp16(tiny_config: Path, precisio
         trainer.train_step(data)
     s.stats.read(lambda x: x, lambda x: x)
     D_before, adam_before = params(trainer.D), adam_state(s.D.opt)
-    clean = s.loss
-    s.loss = dataclasses.replace(clean, d_loss=lambda *a: clean.d_loss(*a) * math.nan)
-    s.d_objective = __import__("fastgan.engine.step", fromlist=["d_objective"]).d_objective(s.loss)
+    s.d_objective = d_objective(dataclasses.replace(s.loss, d_loss=lambda *a: s.loss.d_loss(*a) * math.nan))
     real, labels = next(data)
     s.d_phase(real, labels, 0.0)
     assert same(params(trainer.D), D_before), "D moved on NaN gradients"
@@ -131,8 +129,9 @@ def test_G_ema_gets_batchnorm_statistics_of_its_own_weights(tiny_config: Path) -
     trainer.ready_G_ema()
     first = bn_ema.running_mean.clone(), bn_ema.running_var.clone()
     assert not torch.allclose(first[0], bn_G.running_mean), "G_ema still carries G's statistics"
-    trainer.ready_G_ema()  # seeded by images seen: the same statistics again
-    assert torch.equal(bn_ema.running_mean, first[0]) and torch.equal(bn_ema.running_var, first[1])
+    trainer.ready_G_ema()  # seeded by images seen: the same statistics again (to rounding: cuDNN is not bitwise repeatable)
+    torch.testing.assert_close(bn_ema.running_mean, first[0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn_ema.running_var, first[1], rtol=1e-4, atol=1e-6)
     assert torch.equal(torch.get_rng_state(), rng_before) and torch.equal(trainer.step.latent_gen.get_state(), latent_before)
     assert not trainer.G_ema.training and bn_ema.momentum == bn_G.momentum
 
