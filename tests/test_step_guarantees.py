@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from fastgan.config import load_config
 from fastgan.data.sources import open_source
 from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.ema import EMA
-from fastgan.engine.step import Net, d_objective
+from fastgan.engine.step import Batch, Net, d_objective
 from fastgan.losses import PenaltyInputs, r1_penalty
 
 
@@ -36,13 +37,20 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("precision", ["no", "bf16"])
-def test_a_non_finite_D_step_is_skipped_outside_fp16(tiny_config: Path, precision: str) -> None:
-    trainer = make(tiny_config, f"train.precision={precision}")
-    s, data = trainer.step, iter(trainer.data)
+def warmed(config: Path, precision: str) -> tuple[Trainer, Iterator[Batch]]:
+    """A trainer two steps in, with its stats counters read (so the next step's stand alone)."""
+    trainer = make(config, f"train.precision={precision}")
+    data = iter(trainer.data)
     for _ in range(2):
         trainer.train_step(data)
-    s.stats.read(lambda x: x, lambda x: x)
+    trainer.step.stats.read(lambda x: x, lambda x: x)
+    return trainer, data
+
+
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_a_non_finite_D_step_is_skipped_outside_fp16(tiny_config: Path, precision: str) -> None:
+    trainer, data = warmed(tiny_config, precision)
+    s = trainer.step
     D_before, adam_before = params(trainer.D), adam_state(s.D.opt)
     s.d_objective = d_objective(dataclasses.replace(s.loss, d_loss=lambda *a: s.loss.d_loss(*a) * math.nan))
     real, labels = next(data)
@@ -55,11 +63,8 @@ def test_a_non_finite_D_step_is_skipped_outside_fp16(tiny_config: Path, precisio
 
 @pytest.mark.parametrize("precision", ["no", "bf16", "fp16"])
 def test_a_non_finite_G_step_moves_neither_G_nor_G_ema(tiny_config: Path, precision: str) -> None:
-    trainer = make(tiny_config, f"train.precision={precision}")
-    s, data = trainer.step, iter(trainer.data)
-    for _ in range(2):
-        trainer.train_step(data)
-    s.stats.read(lambda x: x, lambda x: x)
+    trainer, _ = warmed(tiny_config, precision)
+    s = trainer.step
     G_before, ema_before = params(trainer.G), params(trainer.G_ema)
     s.g_objective = lambda logits: s.loss.g_loss(logits) * math.inf
     s.g_phase(trainer.cur_nimg + 10_000)
