@@ -9,7 +9,9 @@ its eager baseline can be compared with this:
     fastgan bench configs/mnist-dcgan.toml --set data.source=fashion-mnist --batch 128 --ladder eager
 
 Fashion-MNIST comes from /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist),
-unpacked into a temporary torchvision root, so nothing is downloaded.
+unpacked into a temporary torchvision root, so nothing is downloaded (--data names another folder
+of the four idx .gz files). `--device cuda` runs the same loop on a GPU, as the tutorials'
+`.to(device)` versions do, so GPU comparisons are GPU against GPU.
 """
 
 from __future__ import annotations
@@ -57,12 +59,12 @@ def dcgan_models(width: int = 64) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-def fashion_root() -> Path:
-    """A torchvision root with the Debian idx files unpacked where FashionMNIST looks for them."""
+def fashion_root(src: Path = DEBIAN) -> Path:
+    """A torchvision root with the idx files unpacked where FashionMNIST looks for them."""
     root = Path(tempfile.mkdtemp(prefix="tutorial-"))
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for gz in DEBIAN.glob("*.gz"):
+    for gz in src.glob("*.gz"):
         with gzip.open(gz, "rb") as src, open(raw / gz.stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
     return root
@@ -76,14 +78,18 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--width", type=int, default=64, help="dcgan width (fastgan's mnist-dcgan preset: 64)")
     p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the tutorials' .to(device))")
+    p.add_argument("--data", type=Path, default=DEBIAN, help="folder with Fashion-MNIST's four idx .gz files")
     args = p.parse_args()
+    device = torch.device(args.device)
 
-    root = fashion_root()
+    root = fashion_root(args.data)
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=tf)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True)
     torch.manual_seed(0)
     G, D = mlp_models() if args.model == "mlp" else dcgan_models(args.width)
+    G, D = G.to(device), D.to(device)
     criterion = nn.BCELoss()
     opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -93,11 +99,12 @@ def main() -> None:
         for real, _ in loader:
             if step == timed_from:
                 start = time.perf_counter()
+            real = real.to(device)
             b = real.size(0)
-            ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+            ones, zeros = torch.ones(b, 1, device=device), torch.zeros(b, 1, device=device)
             opt_D.zero_grad()
             loss_real = criterion(D(real), ones)
-            fake = G(torch.randn(b, 100))
+            fake = G(torch.randn(b, 100, device=device))
             loss_fake = criterion(D(fake.detach()), zeros)
             (loss_real + loss_fake).backward()
             opt_D.step()
@@ -109,9 +116,12 @@ def main() -> None:
             step += 1
             if step >= timed_from + args.steps:
                 break
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start  # .item() above synced every step: the GPU is done
+    from fastgan.bench.peaks import cpu_info, device_name
+
     result = {"loop": "tutorial", "model": args.model, "batch": args.batch, "steps": args.steps,
               "images_per_s": args.steps * args.batch / elapsed, "last_loss_D": d_value, "last_loss_G": g_value,
+              "device": device_name(device), "cpu": cpu_info(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     print(f"tutorial loop ({args.model}, batch {args.batch}, {args.workers} workers): {result['images_per_s']:,.0f} images/s")
     if args.json:

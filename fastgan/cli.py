@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from fastgan.errors import FastganError
+from fastgan.errors import FastganError, UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -70,14 +70,37 @@ def train(
 @user_errors
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    n: Annotated[int, typer.Option("--n", min=1, help="How many images")] = 64,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64)")] = None,
     out: Annotated[Path, typer.Option("--out", help="FILE.png (a grid) or FILE.npy (uint8 [N, C, H, W])")] = Path("samples.png"),
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+    truncation: Annotated[
+        float, typer.Option("--truncation", help="psi in [0, 1]: scale z toward its mean; lower = more typical, less diverse")
+    ] = 1.0,
+    interpolate: Annotated[
+        int | None, typer.Option("--interpolate", help="Write this many rows instead, each a walk between two random latents")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Images per walk, both ends included (with --interpolate; default 8)")
+    ] = None,
+    between_classes: Annotated[
+        bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
+    ] = False,
 ) -> None:
-    """Write samples of the EMA generator as a PNG grid or a .npy array."""
-    from fastgan.commands.sample import run_sample
+    """Write samples of the EMA generator as a PNG grid or a .npy array, or latent walks with --interpolate."""
+    if interpolate is None:
+        if steps is not None or between_classes:
+            raise UsageError("--steps and --between-classes shape a walk; add --interpolate N (the number of walks)")
+        from fastgan.commands.sample import run_sample
 
-    run_sample(source, n, out, seed)
+        run_sample(source, 64 if n is None else n, out, seed, truncation)
+        return
+    if n is not None:
+        raise UsageError(
+            f"--n and --interpolate both set how many images; with --interpolate {interpolate} there are {interpolate} x --steps"
+        )
+    from fastgan.commands.interpolation import run_interpolation
+
+    run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
 
 
 class Split(StrEnum):
@@ -93,11 +116,26 @@ def evaluate(
     n: Annotated[int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")] = 10_000,
     split: Annotated[Split, typer.Option("--split", help="The real split to compare with")] = Split.test,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+    truncation: Annotated[
+        float, typer.Option("--truncation", help="psi in [0, 1] for the generated latents; writes eval-truncation-PSI.json unless 1")
+    ] = 1.0,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
     from fastgan.commands.eval import run_eval
 
-    run_eval(source, metrics, n, split.value, seed)
+    run_eval(source, metrics, n, split.value, seed, truncation)
+
+
+@app.command()
+@user_errors
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders to compare, and any bench.json files from `fastgan bench --out`")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write")] = Path("report.html"),
+) -> None:
+    """One self-contained HTML page: config differences, curves, sample timelines, warnings, bench results."""
+    from fastgan.commands.report import run_report
+
+    run_report(paths, out)
 
 
 @app.command()
@@ -154,6 +192,9 @@ def bench(
         str | None, typer.Option("--processes", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json-out", hidden=True)] = None,
+    rung_seconds: Annotated[
+        float, typer.Option("--rung-seconds", help="Time box per rung, warm-up and compile included; a rung stops timing there")
+    ] = 90.0,
 ) -> None:
     """Measure training images/s and MFU for a ladder of optimisations against the eager baseline."""
     from fastgan.commands.bench import run_bench
@@ -169,6 +210,7 @@ def bench(
         out=out,
         processes=processes,
         json_out=json_out,
+        rung_seconds=rung_seconds,
     )
 
 

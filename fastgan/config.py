@@ -98,6 +98,9 @@ class TrainConfig:
     # TF32 tensor cores for fp32 matmuls AND convolutions on NVIDIA GPUs (one switch for both;
     # PyTorch's own defaults differ: off for matmuls, on for cuDNN convs). MFU uses the matching peak.
     tf32: bool = True
+    # cuDNN autotuning (torch.backends.cudnn.benchmark): safe because every batch has the same
+    # shape; picks the fastest convolution algorithms once, at the cost of bitwise repeatability.
+    cudnn_benchmark: bool = True
     cpu: bool = False  # train on the CPU even if a GPU is present
     log_every: int = 10_000  # images between reads of the device-side stats
     sample_every: int = 50_000  # images between sample grids

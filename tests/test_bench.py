@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fastgan.cli import app
@@ -33,3 +34,76 @@ def test_bench_writes_json_markdown_and_plot(cli: CliRunner, tiny_config: Path, 
 def test_unknown_rung_is_a_usage_error(cli: CliRunner, tiny_config: Path) -> None:
     result = cli.invoke(app, ["bench", str(tiny_config), "--ladder", "eager,warp"])
     assert result.exit_code == 2 and "unknown rung 'warp'" in result.output
+
+
+def test_a_failing_rung_is_recorded_and_the_ladder_goes_on(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastgan.engine.build as build
+
+    real_build = build.build_trainer
+
+    def build_or_fail(cfg, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if cfg.train.channels_last:
+            raise RuntimeError("accessing tensor output of CUDAGraphs that has been overwritten\nsecond line")
+        return real_build(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(build, "build_trainer", build_or_fail)
+    out = tmp_path / "bench"
+    args = ["bench", str(tiny_config), "--steps", "1", "--windows", "1", "--warmup", "1", "--ladder", "eager,tensor,channels_last,fp16"]
+    result = cli.invoke(app, [*args, "--out", str(out), "--set", "data.num_workers=0"])
+    assert result.exit_code == 0, result.output
+    rungs = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["rungs"]}
+    assert rungs["channels_last"]["error"] == "RuntimeError: accessing tensor output of CUDAGraphs that has been overwritten"
+    assert rungs["channels_last"]["images_per_s"] is None
+    assert rungs["fp16"]["images_per_s"] > 0  # the rung after the failure still ran
+    for name in ("eager", "tensor", "fp16"):  # launches are counted for every rung that ran
+        assert rungs[name]["launches_per_step"] > rungs[name]["launches_outside_models"] > 0
+    assert "FAILED" in (out / "bench.md").read_text()
+
+
+def test_rungs_are_time_boxed_and_a_hopeless_rung_stops_early(tiny_config: Path) -> None:
+    from fastgan.bench.measure import measure
+    from fastgan.config import load_config
+    from fastgan.data.sources import open_source
+    from fastgan.engine.build import build_trainer, make_accelerator
+
+    cfg = load_config(tiny_config, [])
+    acc = make_accelerator(cfg)
+    source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
+    boxed = measure(build_trainer(cfg, acc, source), warmup_steps=3, window_steps=50, windows=5, budget_s=1e-3)
+    assert boxed.steps_measured == 1 and "budget reached in warm-up after 1 step" in boxed.note
+    assert "time box" in boxed.note and boxed.images_per_s is not None and boxed.images_per_s > 0
+    hopeless = measure(build_trainer(cfg, acc, source), warmup_steps=1, window_steps=2, windows=5, budget_s=60, best_rate=1e12)
+    assert hopeless.steps_measured == 2 and "stopped after its first window" in hopeless.note
+
+
+def test_mfu_divides_by_every_process_device_and_tf32_decides_the_fp32_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import fastgan.bench.peaks as peaks
+    from fastgan.bench.measure import RungResult
+    from fastgan.commands.bench import mfu
+    from fastgan.config import load_config
+    from fastgan.engine.build import set_tf32
+
+    cfg = load_config(None, ["train.batch_size=100"])
+    monkeypatch.setattr(peaks, "peak_flops", lambda device, precision, tf32=True: 1e12)
+    result = RungResult("x", images_per_s=100.0)  # one step per second
+    assert mfu(10**12, result, cfg, torch.device("cpu"), processes=1) == pytest.approx(1.0)
+    assert mfu(10**12, result, cfg, torch.device("cpu"), processes=2) == pytest.approx(0.5)
+    assert peaks.math_mode("no", tf32=True) == "tf32" and peaks.math_mode("no", tf32=False) == "fp32"
+    assert peaks.PEAKS[("H100", "fp32")] < peaks.PEAKS[("H100", "tf32")] < peaks.PEAKS[("H100", "bf16")]
+    for enabled in (False, True):
+        set_tf32(enabled)
+        assert torch.backends.cuda.matmul.allow_tf32 is enabled and torch.backends.cudnn.allow_tf32 is enabled
+
+
+def test_bench_json_records_the_cpu_flags(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = cli.invoke(
+        app, ["bench", str(tiny_config), "--steps", "1", "--windows", "1", "--warmup", "1", "--ladder", "tensor", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "bench.json").read_text())
+    assert data["cpu"]["flags"] and "bf16_units" in data["cpu"] and data["tf32"] is True

@@ -41,6 +41,7 @@ class LaunchCount:
     per_step: int
     outside_models: int
     outside_by_name: list[tuple[str, int]] = field(default_factory=list)  # most frequent first: what to fuse next
+    graph_launches: int = 0  # CUDA graph replays among them (compile mode reduce-overhead)
 
 
 def enable_cpu_kernel_records() -> None:
@@ -86,7 +87,8 @@ def count_launches(step: Callable[[], None], device: torch.device) -> LaunchCoun
     ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith(MODEL_RANGE)]
     outside = [e for e in launches if not any(start <= e.time_range.start <= end for start, end in ranges)]
     names = Counter(_label(e) for e in outside)
-    return LaunchCount(per_step=len(launches), outside_models=len(outside), outside_by_name=names.most_common(12))
+    graphs = sum(1 for e in launches if "GraphLaunch" in e.name)
+    return LaunchCount(len(launches), len(outside), names.most_common(12), graphs)
 
 
 def is_multi_tensor(name: str) -> bool:

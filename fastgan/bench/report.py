@@ -17,8 +17,9 @@ def _fmt(v: float | None, spec: str) -> str:
 def table_rows(results: list[RungResult]) -> list[list[str]]:
     rows = []
     for r in results:
-        if r.skipped:
-            rows.append([r.name, "skipped", "", "", "", "", "", r.skipped])
+        if r.skipped or r.error:
+            why = f"skipped: {r.skipped}" if r.skipped else f"FAILED: {r.error}"
+            rows.append([r.name, "skipped" if r.skipped else "failed", "", "", "", "", "", "", "", why])
             continue
         lo, hi = r.images_per_s_spread or (None, None)
         rows.append(
@@ -29,6 +30,8 @@ def table_rows(results: list[RungResult]) -> list[list[str]]:
                 _fmt(r.ms_per_step, ".2f"),
                 _fmt(r.speedup, ".2f") + "x",
                 _fmt(None if r.mfu is None else 100 * r.mfu, ".1f") + ("%" if r.mfu is not None else ""),
+                "" if r.launches_per_step is None else str(r.launches_per_step),
+                "" if r.launches_outside_models is None else str(r.launches_outside_models),
                 _fmt(None if r.peak_mem_bytes is None else r.peak_mem_bytes / 2**20, ",.0f"),
                 r.note,
             ]
@@ -36,7 +39,7 @@ def table_rows(results: list[RungResult]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["rung", "images/s", "spread", "ms/step", "speed-up", "MFU", "peak MiB", "note / skipped because"]
+HEADER = ["rung", "images/s", "spread", "ms/step", "speed-up", "MFU", "launches/step", "outside G/D", "mem MiB", "note"]
 
 
 def print_table(results: list[RungResult], title: str) -> None:
@@ -56,14 +59,19 @@ def print_table(results: list[RungResult], title: str) -> None:
 
 def markdown(results: list[RungResult], meta: dict[str, Any]) -> str:
     lines = [f"# fastgan bench: {meta['config_name']} on {meta['device']}", ""]
-    lines += [f"- {k}: {meta[k]}" for k in ("date", "torch", "accelerate", "command", "batch_size", "flops_per_step")]
+    lines += [f"- {k}: {meta[k]}" for k in ("date", "torch", "accelerate", "command", "batch_size", "flops_per_step", "tf32")]
+    cpu = meta.get("cpu", {})
+    lines += [f"- cpu: {cpu.get('model', '?')}; bf16 units: {cpu.get('bf16_units', '?')} (all flags in the JSON)"]
     lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
     lines += [
         "",
         "Each rung adds one change on top of the fastest rung before it (named in the note).",
         "images/s is the median of the timed windows (spread: min-max); warm-up, compile included, is excluded.",
-        "On the CPU, 'peak MiB' is the process's resident memory; MFU needs a known device peak (GPU only).",
+        "Launches: kernel launches in one warmed step (CUDA runtime launches on a GPU; work operators and inductor",
+        "kernels on a CPU); 'outside G/D' are those outside the models' forward, backward and penalty ranges.",
+        "mem: CUDA max_memory_allocated during the rung; on a CPU the process's resident memory after it (not a peak).",
+        "MFU: all processes' FLOP/s over all their devices' peak, for the precision and train.tf32 (GPU only).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -77,7 +85,7 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    ran = [r for r in results if r.images_per_s is not None]
+    ran = [r for r in results if r.images_per_s is not None and r.speedup is not None]
     fig, ax = plt.subplots(figsize=(1.2 * len(ran) + 2, 4))
     bars = ax.bar([r.name for r in ran], [r.images_per_s or 0.0 for r in ran], color="#4477aa")
     for bar, r in zip(bars, ran, strict=True):
@@ -90,12 +98,12 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
     return True
 
 
-def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench") -> list[Path]:
+def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench", plot_too: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "rungs": [dataclasses.asdict(r) for r in results]}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     (out / f"{stem}.md").write_text(markdown(results, meta))
     written = [out / f"{stem}.json", out / f"{stem}.md"]
-    if plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
+    if plot_too and plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
         written.append(out / f"{stem}.png")
     return written

@@ -41,24 +41,29 @@ def run_bench(
     out: Path | None,
     processes: str | None,
     json_out: Path | None,
+    rung_seconds: float = 90.0,
 ) -> None:
     config = config or DEFAULT_CONFIG
     base = tuple(overrides) + ((f"train.batch_size={batch}",) if batch else ())
     cfg = load_config(config, base)
     validate(cfg)
     names = parse_ladder(ladder)
+    if rung_seconds <= 0:
+        raise UsageError(f"--rung-seconds {rung_seconds:g}: must be positive, e.g. 60")
     if processes:
         run_scaling(config, base, names, processes, steps=steps, windows=windows, warmup=warmup, out=out)
         return
 
     import torch
 
-    from fastgan.bench.measure import RungResult, flops_per_step, measure
-    from fastgan.bench.peaks import device_name, peak_flops
+    from fastgan.bench.launches import enable_cpu_kernel_records
+    from fastgan.bench.measure import RungResult, flops_per_step
+    from fastgan.bench.peaks import cpu_info, device_name
     from fastgan.bench.report import print_table, write
     from fastgan.data.sources import open_source
-    from fastgan.engine.build import build_trainer, make_accelerator
+    from fastgan.engine.build import make_accelerator
 
+    enable_cpu_kernel_records()  # before anything compiles: inductor's CPU kernels show in the launch count
     accelerator = make_accelerator(cfg)
     device = accelerator.device
     source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
@@ -66,39 +71,10 @@ def run_bench(
     results: list[RungResult] = []
     configs: dict[str, Any] = {}
     best: tuple[str, tuple[str, ...], float] = ("", base, 0.0)  # the fastest rung so far: name, overrides, images/s
-    for rung in LADDER:
-        if rung.name not in names:
-            continue
-        reason = rung.why_not(cfg, device)
-        if reason:
-            results.append(RungResult(rung.name, skipped=reason, note=rung.note))
-            if accelerator.is_main_process:
-                print(f"bench: {rung.name:<13} skipped: {reason}", file=sys.stderr)
-            continue
-        rung_overrides = best[1] + rung.overrides
-        rung_cfg = load_config(config, rung_overrides)
-        validate(rung_cfg)
-        torch._dynamo.reset()  # each rung compiles afresh, so its warm-up time is its own
-        trainer = build_trainer(rung_cfg, accelerator, source)
-        result = measure(trainer, warmup_steps=warmup, window_steps=steps, windows=windows)
-        result.name, result.note = rung.name, rung.note + (f" (on {best[0]})" if best[0] else "")
-        peak = peak_flops(device, rung_cfg.train.precision)
-        step_per_s = result.images_per_s / (rung_cfg.train.batch_size * rung_cfg.tricks.d_steps)  # type: ignore[operator]
-        result.mfu = flops * step_per_s / peak if peak else None
-        configs[rung.name] = to_dict(rung_cfg)
-        results.append(result)
-        if accelerator.is_main_process:  # a rung can take minutes (compile, slow precisions): show progress
-            print(f"bench: {rung.name:<13} {result.images_per_s:>9,.0f} images/s  (warm-up {result.warmup_s:.1f} s)", file=sys.stderr)
-        if result.images_per_s and result.images_per_s > best[2]:
-            best = (rung.name, rung_overrides, result.images_per_s)
-        del trainer
-    baseline = next((r.images_per_s for r in results if r.images_per_s), None)
-    for r in results:
-        if r.images_per_s and baseline:
-            r.speedup = r.images_per_s / baseline
     meta = {
         "config_name": config.stem,
         "device": device_name(device),
+        "cpu": cpu_info(),
         "processes": accelerator.num_processes,
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
@@ -110,9 +86,43 @@ def run_bench(
         "steps_per_window": steps,
         "windows": windows,
         "warmup_steps": warmup,
+        "rung_seconds": rung_seconds,
+        "tf32": cfg.train.tf32,
         "configs": configs,
-        "best": best[0],
     }
+    for rung in LADDER:
+        if rung.name not in names:
+            continue
+        rung_overrides = best[1] + rung.overrides
+        rung_cfg = load_config(config, rung_overrides)
+        reason = rung.why_not(rung_cfg, device)
+        if reason is None:
+            try:
+                validate(rung_cfg)
+            except UsageError as e:
+                reason = str(e)
+        if reason:
+            results.append(RungResult(rung.name, skipped=reason, note=rung.note))
+            say(accelerator, f"bench: {rung.name:<13} skipped: {reason}")
+            continue
+        result = run_rung(rung_cfg, accelerator, source, steps, windows, warmup, rung_seconds, best[2])
+        result.name = rung.name
+        result.note = "; ".join(n for n in (rung.note + (f" (on {best[0]})" if best[0] else ""), result.note) if n)
+        result.mfu = mfu(flops, result, rung_cfg, device, accelerator.num_processes)
+        configs[rung.name] = to_dict(rung_cfg)
+        results.append(result)
+        if result.error:
+            say(accelerator, f"bench: {rung.name:<13} failed: {result.error}")
+        else:  # a rung can take minutes (compile, slow precisions): show progress
+            say(accelerator, f"bench: {rung.name:<13} {result.images_per_s:>9,.0f} images/s  (warm-up {result.warmup_s:.1f} s, "
+                f"{result.launches_per_step} launches/step, {result.launches_outside_models} outside G/D)")  # fmt: skip
+        if result.images_per_s and result.images_per_s > best[2]:
+            best = (rung.name, rung_overrides, result.images_per_s)
+        speedups(results)
+        if out is not None and accelerator.is_main_process and json_out is None:
+            write(out, results, {**meta, "best": best[0], "partial": True}, plot_too=False)  # a killed bench keeps what it measured
+    speedups(results)
+    meta["best"] = best[0]
     if not accelerator.is_main_process:
         return
     if json_out is not None:  # a child of --processes: hand the numbers to the parent
@@ -122,6 +132,52 @@ def run_bench(
     if out is not None:
         for path in write(out, results, meta):
             print(f"wrote {path}", file=sys.stderr)
+
+
+def speedups(results: list[Any]) -> None:
+    baseline = next((r.images_per_s for r in results if r.images_per_s), None)
+    for r in results:
+        if r.images_per_s and baseline:
+            r.speedup = r.images_per_s / baseline
+
+
+def run_rung(cfg: Any, accelerator: Any, source: Any, steps: int, windows: int, warmup: int, budget_s: float, best_rate: float) -> Any:
+    """Build and measure one rung. A rung that raises is recorded with its error, so the ladder
+    goes on (a CUDA-graph failure must not hide the other rungs' numbers)."""
+    import torch
+
+    from fastgan.bench.measure import RungResult, measure
+    from fastgan.engine.build import build_trainer
+
+    torch._dynamo.reset()  # each rung compiles afresh, so its warm-up time is its own
+    trainer = None
+    try:
+        trainer = build_trainer(cfg, accelerator, source)
+        return measure(trainer, warmup_steps=warmup, window_steps=steps, windows=windows, budget_s=budget_s, best_rate=best_rate)
+    except Exception as e:  # noqa: BLE001 - any failure of a rung is data for the report
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        return RungResult("", error=f"{type(e).__name__}: {first}")
+    finally:
+        del trainer
+        accelerator.free_memory()  # the Accelerator keeps every prepared model: free this rung's
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def mfu(flops: int, result: Any, cfg: Any, device: Any, processes: int) -> float | None:
+    """Achieved FLOP/s of all processes over the peak of all their devices."""
+    from fastgan.bench.peaks import peak_flops
+
+    peak = peak_flops(device, cfg.train.precision, cfg.train.tf32)
+    if not peak or not result.images_per_s:
+        return None
+    steps_per_s = result.images_per_s / (cfg.train.batch_size * cfg.tricks.d_steps)
+    return flops * steps_per_s / (peak * processes)
+
+
+def say(accelerator: Any, line: str) -> None:
+    if accelerator.is_main_process:
+        print(line, file=sys.stderr)
 
 
 def run_scaling(

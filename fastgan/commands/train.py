@@ -196,8 +196,10 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> r
             where_to = run_dir / "checkpoints" / ckpt.SUPERSEDED
             lines.append(f"moved the checkpoints past {cur_nimg:,} images to {where_to}: {', '.join(moved)}")
         dropped = rf.truncate_log(run_dir / "metrics.jsonl", cur_nimg)
-        if dropped:
-            lines.append(f"dropped {dropped} metrics.jsonl row(s) logged past {cur_nimg:,} images by the earlier run")
+        rf.truncate_log(run_dir / "warnings.jsonl", cur_nimg)
+        grids = rf.supersede_samples(run_dir, cur_nimg)
+        if dropped or grids:
+            lines.append(f"dropped {dropped} metrics.jsonl row(s) and moved {grids} sample grid(s) written past {cur_nimg:,} images")
         if plan.changes:
             lines.append(f"changed on resume: {describe(plan.changes)}")
         if notes:

@@ -98,6 +98,12 @@ def set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
+def set_gpu_math(cfg: Config) -> None:
+    """Process-wide CUDA math switches from the config (no effect on CPUs)."""
+    set_tf32(cfg.train.tf32)
+    torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
+
+
 @dataclass
 class Trainer:
     cfg: Config
@@ -143,7 +149,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         raise UsageError(f"model.num_classes = {cfg.model.num_classes}, but data.source {source.name!r} has {source.num_classes} classes")
     batch = cfg.train.batch_size // world
 
-    set_tf32(cfg.train.tf32)
+    set_gpu_math(cfg)
     set_seed(cfg.train.seed)  # the same on every process: identical initial G and D
     G, D = build_models(cfg.model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format

@@ -24,7 +24,7 @@ from fastgan.engine.report import Reporter, failure_warnings
 from fastgan.engine.resume import restore, save_checkpoint, training_state
 from fastgan.engine.stop import StopSignals, signal_name
 from fastgan.errors import Diverged, Stopped
-from fastgan.samples import diversity, fixed_latents, generate_uint8, save_png
+from fastgan.samples import display_grid, diversity, fixed_latents, generate_uint8, save_png
 
 __all__ = ["crossed", "restore", "save_checkpoint", "train", "training_state"]
 COLLAPSE_RATIO = 0.3  # warn when sample diversity falls below this fraction of its best
@@ -141,6 +141,7 @@ def write_samples(trainer: Trainer, run_dir: Path, reporter: Reporter, z: torch.
     images = generate_uint8(trainer.G_ema, z, labels)
     save_png(images, row, run_dir / "samples" / f"{ckpt.checkpoint_name(trainer.cur_nimg)}.png")
     save_png(images, row, run_dir / "samples" / "latest.png")
+    reporter.grid(trainer.cur_nimg, display_grid(images, row))  # TensorBoard and samples/timeline.gif
     # ganhacks "track failures early": fixed-z samples that all look alike mean collapse.
     # Collapse is a fall in diversity from its best, not a low value at the start.
     spread = float(diversity(images))  # a sync, once per sample interval

@@ -1,6 +1,7 @@
 """What a run tells its user: a progress bar, metrics.jsonl, TensorBoard, and failure warnings.
 
 Only the main process reports. Values arrive once per log interval, already on the host.
+Warnings are printed and also appended to warnings.jsonl, so `fastgan report` can show them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fastgan.config import Config
+from fastgan.timeline import TimelineWriter
 
 # Keys shown in the log line and the progress bar, in order.
 SHOWN = ("loss_D", "loss_G", "D_real", "D_gen", "gnorm_D", "gnorm_G")
@@ -75,6 +77,7 @@ class Reporter:
             purge = None if purge_after is None else purge_after + 1
             self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         self.started = time.time()
+        self.timeline = TimelineWriter(run_dir / "samples")
 
     def start(self, cur_nimg: int) -> None:
         if not self.enabled:
@@ -106,7 +109,7 @@ class Reporter:
         shown = {k: values[k] for k in SHOWN if k in values}
         record: dict[str, Any] = {
             "nimg": cur_nimg,
-            "time_s": round(time.time() - self.started, 3),
+            "time_s": self.elapsed(),
             **{
                 k: v
                 for k, v in values.items()
@@ -135,16 +138,33 @@ class Reporter:
         if not self.enabled:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json_line({"nimg": cur_nimg, **values}))
+            f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), **values}))
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
+
+    def grid(self, cur_nimg: int, image_hwc: Any) -> None:
+        """A fixed-z sample grid, uint8 [H, W, C] (numpy), just saved to samples/: to TensorBoard
+        at its images-seen step, and into samples/timeline.gif."""
+        if not self.enabled:
+            return
+        if self.writer is not None:
+            self.writer.add_image("samples", image_hwc, cur_nimg, dataformats="HWC")
+        self.timeline.update()
+
+    def elapsed(self) -> float:
+        """Seconds since this process started reporting (a resumed run starts again from 0)."""
+        return round(time.time() - self.started, 3)
 
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
+            with open(self.run_dir / "warnings.jsonl", "a") as f:
+                f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}))
 
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if self.enabled:
+            self.timeline.flush()
         if self.writer is not None:
             self.writer.close()

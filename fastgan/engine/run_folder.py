@@ -7,7 +7,8 @@
   refreshes it every HEARTBEAT_S; it is stale when its process is gone (same host), when it
   belongs to an earlier run of the same SLURM job (a requeue), or after STALE_S without refresh.
 - `events.jsonl` gets one line per start, resume (with what changed), stop, divergence and end.
-- `metrics.jsonl` is cut back to the checkpoint a run resumes from, so it never has duplicates.
+- `metrics.jsonl` and `warnings.jsonl` are cut back to the checkpoint a run resumes from, so they
+  never hold duplicates, and later sample grids move to `samples/superseded/`.
 """
 
 from __future__ import annotations
@@ -106,6 +107,19 @@ def truncate_log(path: Path, cur_nimg: int) -> int:
     if dropped:
         _write_atomic(path, "".join(line + "\n" for line in kept))
     return dropped
+
+
+def supersede_samples(run_dir: Path, cur_nimg: int) -> int:
+    """Move the sample grids written past `cur_nimg` by an earlier run to samples/superseded/, so
+    the samples (and samples/timeline.gif) show the path the run now follows."""
+    moved = 0
+    for p in (run_dir / "samples").glob("nimg-*.png"):
+        digits = p.stem.removeprefix("nimg-")
+        if digits.isdigit() and int(digits) > cur_nimg:
+            (p.parent / "superseded").mkdir(exist_ok=True)
+            os.replace(p, p.parent / "superseded" / p.name)
+            moved += 1
+    return moved
 
 
 @dataclass
