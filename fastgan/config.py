@@ -108,8 +108,9 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest complete checkpoints kept
     num_samples: int = 64  # images in each sample grid (one row per class if conditional)
     warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
-    # Images with a non-finite loss (or weights) in a row before the run stops with exit code 3;
-    # -1 = one log interval. Checked at log intervals, so a diverged run stops within two of them.
+    # Images of steps with a non-finite loss (or gradients outside fp16, or weights) in a row before
+    # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
+    # run stops within two of them (fastgan.engine.guard).
     nonfinite_budget: int = -1
     # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
     # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).

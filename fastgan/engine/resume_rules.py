@@ -37,6 +37,7 @@ MUTABLE_ON_RESUME = frozenset(
             "compile_backend",
             "channels_last",
             "tf32",
+            "cudnn_benchmark",
         )
     ]
     + ["data.root", "data.num_workers", "data.download"]
