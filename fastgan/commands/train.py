@@ -199,7 +199,9 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> r
         rf.truncate_log(run_dir / "warnings.jsonl", cur_nimg)
         grids = rf.supersede_samples(run_dir, cur_nimg)
         if dropped or grids:
-            lines.append(f"dropped {dropped} metrics.jsonl row(s) and moved {grids} sample grid(s) written past {cur_nimg:,} images")
+            what = [f"dropped {dropped} metrics.jsonl row(s)"] if dropped else []
+            what += [f"moved {grids} sample grid(s) to samples/superseded/"] if grids else []
+            lines.append(f"{' and '.join(what)} written past {cur_nimg:,} images by an earlier run")
         if plan.changes:
             lines.append(f"changed on resume: {describe(plan.changes)}")
         if notes:
@@ -207,7 +209,7 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> r
                 f"notice: {plan.checkpoint} was saved on another device type: {', '.join(notes)} cannot be restored exactly and "
                 "were re-seeded from (train.seed, images seen); the run continues, but not bitwise as on the original device"
             )
-        (run_dir / "config.toml").write_text(to_toml(cfg))
+        rf.write_atomic(run_dir / "config.toml", to_toml(cfg))
         event = "resume" if plan.checkpoint is not None else "start"
         rf.log_event(
             run_dir,
@@ -226,8 +228,8 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> r
     except BaseException:
         lock.release()
         raise
-    what = f"resuming at {cur_nimg:,} images from {plan.checkpoint}" if plan.checkpoint else "new run"
-    print(f"fastgan: {what} -> {run_dir} ({where})", file=sys.stderr)
+    started = f"resuming at {cur_nimg:,} images from {plan.checkpoint}" if plan.checkpoint else "new run"
+    print(f"fastgan: {started} -> {run_dir} ({where})", file=sys.stderr)
     for line in lines:
         print(f"fastgan: {line}", file=sys.stderr)
     return lock

@@ -85,9 +85,8 @@ class DivergenceGuard:
         cfg = self.trainer.cfg
         losses = [n for n in ("D", "G") if n not in weights and values.get(f"nonfinite_loss_{n}_total", 0.0) > 0]
         grads = [n for n in ("D", "G") if n not in weights + losses and self.bad_steps(values, n) > 0]
-        what = [
-            f"the {part} of {' and '.join(nets)}" for part, nets in (("weights", weights), ("loss", losses), ("gradients", grads)) if nets
-        ]
+        parts = (("weights", weights), ("loss" if len(losses) == 1 else "losses", losses), ("gradients", grads))
+        what = [f"the {part} of {' and '.join(nets)}" for part, nets in parts if nets]
         nets = sorted({*weights, *losses, *grads})
         high = [f"optim.{net}.lr = {getattr(cfg.optim, net).lr:g}" for net in nets if getattr(cfg.optim, net).lr > HIGH_LR]
         if high:
@@ -103,6 +102,6 @@ class DivergenceGuard:
             else "no checkpoint was written before it: start again with other settings"
         )
         return (
-            f"training diverged at {cur_nimg:,} images: {' and '.join(what)} non-finite for {self.streak:,} images in a row "
+            f"training diverged at {cur_nimg:,} images: {' and '.join(what)} were non-finite for {self.streak:,} images in a row "
             f"(train.nonfinite_budget = {self.budget:,}); likely cause: {cause}. Nothing non-finite was saved; {good}"
         )

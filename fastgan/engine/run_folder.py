@@ -80,7 +80,7 @@ def write_marker(path: Path, cfg: Config, flag: str) -> None:
     """Create the run folder (if needed) and mark it: the first thing written into it."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path / MARKER, json.dumps({"fastgan_run": 1, "config_sha256": config_hash(cfg), "created": _now()}) + "\n")
+        write_atomic(path / MARKER, json.dumps({"fastgan_run": 1, "config_sha256": config_hash(cfg), "created": _now()}) + "\n")
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); choose a writable place") from None
 
@@ -105,7 +105,7 @@ def truncate_log(path: Path, cur_nimg: int) -> int:
         else:
             dropped += 1
     if dropped:
-        _write_atomic(path, "".join(line + "\n" for line in kept))
+        write_atomic(path, "".join(line + "\n" for line in kept))
     return dropped
 
 
@@ -199,7 +199,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
