@@ -199,8 +199,9 @@ def _load(path: Path, what: str) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types
         run = path.parent.parent.parent
+        reason = str(e).split("\n")[0].split(". ")[0]  # torch's advice to set weights_only=False is not for us
         raise UsageError(
-            f"{path}: cannot load {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"{path}: cannot load {what} ({type(e).__name__}: {reason}); "
             f"resume from an older one: fastgan train --resume {run} --from nimg-..."
         ) from None
 
