@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from fastgan.errors import UsageError
+from fastgan.errors import FastganError, UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,14 +24,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Bad input becomes one line on stderr and exit code 2, with no traceback."""
+    """Bad input and failed runs become one line on stderr and their exit code (fastgan.errors), with no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except UsageError as e:
-            typer.echo(f"error: {e}", err=True)
+        except FastganError as e:
+            if str(e):  # empty: another process of the run already said it
+                typer.echo(f"{e.prefix}{e}", err=True)
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -50,26 +51,56 @@ def train(
     set_: SetOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<preset>-<time>)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="With --resume: the checkpoint to continue from, e.g. nimg-000060000 (default: the newest)")
+    ] = None,
+    auto_resume: Annotated[
+        bool,
+        typer.Option("--auto-resume", help="With CONFIG --out RUN: continue RUN if it has a checkpoint, else start it (for schedulers)"),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit")] = False,
 ) -> None:
     """Train a GAN from a config preset."""
-    from fastgan.commands.train import run_train
+    from fastgan.commands.train import TrainArgs, run_train
 
-    run_train(config, set_ or [], out, resume, dry_run)
+    run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run))
 
 
 @app.command()
 @user_errors
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    n: Annotated[int, typer.Option("--n", min=1, help="How many images")] = 64,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64)")] = None,
     out: Annotated[Path, typer.Option("--out", help="FILE.png (a grid) or FILE.npy (uint8 [N, C, H, W])")] = Path("samples.png"),
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
+    truncation: Annotated[
+        float, typer.Option("--truncation", help="psi in [0, 1]: scale z toward its mean; lower = more typical, less diverse")
+    ] = 1.0,
+    interpolate: Annotated[
+        int | None, typer.Option("--interpolate", help="Write this many rows instead, each a walk between two random latents")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Images per walk, both ends included (with --interpolate; default 8)")
+    ] = None,
+    between_classes: Annotated[
+        bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
+    ] = False,
 ) -> None:
-    """Write samples of the EMA generator as a PNG grid or a .npy array."""
-    from fastgan.commands.sample import run_sample
+    """Write samples of the EMA generator as a PNG grid or a .npy array, or latent walks with --interpolate."""
+    if interpolate is None:
+        if steps is not None or between_classes:
+            raise UsageError("--steps and --between-classes shape a walk; add --interpolate N (the number of walks)")
+        from fastgan.commands.sample import run_sample
 
-    run_sample(source, n, out, seed)
+        run_sample(source, 64 if n is None else n, out, seed, truncation)
+        return
+    if n is not None:
+        raise UsageError(
+            f"--n and --interpolate both set how many images; with --interpolate {interpolate} there are {interpolate} x --steps"
+        )
+    from fastgan.commands.interpolation import run_interpolation
+
+    run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
 
 
 class Split(StrEnum):
@@ -94,12 +125,29 @@ def evaluate(
         Features, typer.Option("--features", help="fashion: the shipped 28x28 CNN (offline); inception: the TorchScript Inception-v3")
     ] = Features.fashion,
     weights: Annotated[Path | None, typer.Option("--weights", help="--features inception: path to inception-2015-12-05.pt")] = None,
-    weights_sha256: Annotated[str | None, typer.Option("--weights-sha256", help="Accept --weights with this SHA-256 instead of the published file's")] = None,
+    weights_sha256: Annotated[
+        str | None, typer.Option("--weights-sha256", help="Accept --weights with this SHA-256 instead of the published file's")
+    ] = None,
+    truncation: Annotated[
+        float, typer.Option("--truncation", help="psi in [0, 1] for the generated latents; writes eval-truncation-PSI.json unless 1")
+    ] = 1.0,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
     from fastgan.commands.eval import run_eval
 
-    run_eval(source, metrics, n, split.value, seed, features.value, weights, weights_sha256)
+    run_eval(source, metrics, n, split.value, seed, truncation, features.value, weights, weights_sha256)
+
+
+@app.command()
+@user_errors
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders to compare, and any bench.json files from `fastgan bench --out`")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write")] = Path("report.html"),
+) -> None:
+    """One self-contained HTML page: config differences, curves, sample timelines, warnings, bench results."""
+    from fastgan.commands.report import run_report
+
+    run_report(paths, out)
 
 
 @app.command()

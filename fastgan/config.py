@@ -125,6 +125,9 @@ class TrainConfig:
     # TF32 tensor cores for fp32 matmuls AND convolutions on NVIDIA GPUs (one switch for both;
     # PyTorch's own defaults differ: off for matmuls, on for cuDNN convs). MFU uses the matching peak.
     tf32: bool = True
+    # cuDNN autotuning (torch.backends.cudnn.benchmark): safe because every batch has the same
+    # shape; picks the fastest convolution algorithms once, at the cost of bitwise repeatability.
+    cudnn_benchmark: bool = True
     cpu: bool = False  # train on the CPU even if a GPU is present
     log_every: int = 10_000  # images between reads of the device-side stats
     sample_every: int = 50_000  # images between sample grids
@@ -132,6 +135,13 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest complete checkpoints kept
     num_samples: int = 64  # images in each sample grid (one row per class if conditional)
     warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
+    # Images of steps with a non-finite loss (or gradients outside fp16, or weights) in a row before
+    # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
+    # run stops within two of them (fastgan.engine.guard).
+    nonfinite_budget: int = -1
+    # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
+    # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).
+    timeout_s: int = 1800
     eval_every: int = 0  # images between in-training metrics on the main process; 0 = off
     # fd | kid | pr (fastgan.metrics.METRICS). The first distance (fd or kid) picks the best checkpoint:
     # keep eval_every a multiple of checkpoint_every so every eval has a checkpoint to keep.

@@ -52,15 +52,22 @@ def grid(images: torch.Tensor, row: int, pad: int = 2) -> np.ndarray:
     return canvas.transpose(1, 2, 0)
 
 
+def display_grid(images: torch.Tensor, row: int) -> np.ndarray:
+    """The grid a person looks at, uint8 [H', W', C]: images of 32 px or less are scaled up 3x
+    (nearest), so they can be seen. The PNGs, TensorBoard and the timeline all show this."""
+    arr = grid(images, row)
+    if images.shape[-1] <= 32:
+        arr = arr.repeat(3, axis=0).repeat(3, axis=1)
+    return arr
+
+
 def save_png(images: torch.Tensor, row: int, path: Path) -> None:
-    """Save a grid; images of 32 px or less are scaled up 3x (nearest) so a person can see them."""
+    """Save the display grid of `images` atomically (a reader never sees half a file)."""
     from PIL import Image
 
-    arr = grid(images, row)
+    arr = display_grid(images, row)
     mode = "L" if arr.shape[2] == 1 else "RGB"
     im = Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode=mode)
-    if images.shape[-1] <= 32:
-        im = im.resize((im.width * 3, im.height * 3), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
     im.save(tmp)

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from fastgan.config import Config
+import math
+from typing import Any
+
+from fastgan.config import Config, to_dict
 from fastgan.errors import UsageError
+
+
+def nonfinite_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """`key = value` for values (or elements of them) that are a float inf or NaN: TOML reads `nan` and `inf`."""
+    out: list[str] = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out += nonfinite_keys(v, f"{prefix}{k}.")
+        elif any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
+            out.append(f"{prefix}{k} = {list(v) if isinstance(v, tuple) else v}")
+    return out
 
 
 def validate(cfg: Config) -> None:
@@ -11,6 +25,9 @@ def validate(cfg: Config) -> None:
     from fastgan.losses import get_loss
     from fastgan.models import check_model
 
+    bad = nonfinite_keys(to_dict(cfg))
+    if bad:
+        raise UsageError(f"{', '.join(bad)}: must be a finite number, not nan or inf")
     check_model(cfg.model)
     loss = get_loss(cfg.loss.name)
     if cfg.data.backend not in BACKENDS:
@@ -31,6 +48,10 @@ def validate(cfg: Config) -> None:
         if value <= 0:
             raise UsageError(f"{key} = {value}: must be at least 1")
     check_eval(cfg)
+    if t.nonfinite_budget < -1:
+        raise UsageError(f"train.nonfinite_budget = {t.nonfinite_budget}: must be -1 (one log interval) or a number of images >= 0")
+    if t.timeout_s < 1:
+        raise UsageError(f"train.timeout_s = {t.timeout_s}: must be at least 1 second (default 1800)")
     if not 0 <= tr.label_smoothing < 1:
         raise UsageError(f"tricks.label_smoothing = {tr.label_smoothing}: must be in [0, 1), e.g. 0.1")
     if not 0 <= tr.label_flip <= 0.5:

@@ -19,8 +19,7 @@ needs_fashion = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def tiny_npy(tmp_path: Path) -> Path:
+def write_tiny_npy(folder: Path) -> Path:
     """256 grey 28x28 images of 4 classes (bright squares at class-dependent places), + labels."""
     rng = np.random.default_rng(0)
     labels = np.arange(256) % 4
@@ -28,16 +27,16 @@ def tiny_npy(tmp_path: Path) -> Path:
     for i, c in enumerate(labels):
         r, col = divmod(int(c), 2)
         images[i, 4 + 12 * r : 12 + 12 * r, 4 + 12 * col : 12 + 12 * col] = 220
-    path = tmp_path / "tiny.npy"
+    path = folder / "tiny.npy"
     np.save(path, images)
-    np.save(tmp_path / "tiny.labels.npy", labels.astype(np.int64))
+    np.save(folder / "tiny.labels.npy", labels.astype(np.int64))
     return path
 
 
-@pytest.fixture
-def tiny_config(tmp_path: Path, tiny_npy: Path) -> Path:
-    """A debug-sized config on the tiny array: trains in about a second."""
-    cfg = tmp_path / "tiny.toml"
+def write_tiny(folder: Path) -> Path:
+    """A debug-sized config on the tiny array (written into `folder`): trains in about a second."""
+    npy = write_tiny_npy(folder)
+    cfg = folder / "tiny.toml"
     cfg.write_text(
         f"""
 [model]
@@ -45,7 +44,7 @@ name = "dcgan28"
 width = 4
 
 [data]
-source = "npy:{tiny_npy}"
+source = "npy:{npy}"
 
 [train]
 batch_size = 16
@@ -57,6 +56,16 @@ num_samples = 8
 """
     )
     return cfg
+
+
+@pytest.fixture
+def tiny_npy(tmp_path: Path) -> Path:
+    return write_tiny_npy(tmp_path)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    return write_tiny(tmp_path)
 
 
 @pytest.fixture

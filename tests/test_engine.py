@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.ema import EMA
 from fastgan.engine.loop import restore, save_checkpoint
 from fastgan.engine.step import GANStep, d_objective
-from fastgan.losses import GANLoss
 
 
 def make(config: Path, *overrides: str) -> Trainer:
@@ -38,16 +38,20 @@ def opt_snapshot(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [t.clone() for s in opt.state.values() for t in s.values()]
 
 
-def overflowing(loss: GANLoss, net: str) -> GANLoss:
-    """The same loss with an inf injected into one network's loss (so its gradients overflow)."""
+def inject_overflow(step: GANStep, net: str) -> Callable[[], None]:
+    """Make one network's loss overflow to inf (so its scaled gradients do) through the objective
+    the step calls; returns the undo."""
+    clean_d, clean_g = step.d_objective, step.g_objective
     if net == "D":
-        return dataclasses.replace(loss, d_loss=lambda *a: loss.d_loss(*a) * math.inf)
-    return dataclasses.replace(loss, g_loss=lambda *a: loss.g_loss(*a) * math.inf)
+        overflowed = dataclasses.replace(step.loss, d_loss=lambda *a: step.loss.d_loss(*a) * math.inf)
+        step.d_objective = d_objective(overflowed)
+    else:
+        step.g_objective = lambda *args: clean_g(*args) * math.inf
 
+    def undo() -> None:
+        step.d_objective, step.g_objective = clean_d, clean_g
 
-def use_loss(s: GANStep, loss: GANLoss) -> None:
-    """Swap the step's loss, and the objectives that build.py made from it."""
-    s.loss, s.d_objective, s.g_objective = loss, d_objective(loss), loss.g_loss
+    return undo
 
 
 def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
@@ -58,11 +62,10 @@ def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
     D_before, optD_before = snapshot(trainer.D), opt_snapshot(s.D.opt)
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
     G_before = snapshot(trainer.G)
-    clean = s.loss
-    use_loss(s, overflowing(clean, "D"))
+    undo = inject_overflow(s, "D")
     real, labels = next(iter(trainer.data))
     s.d_phase(real, labels, 0.0)
-    use_loss(s, clean)
+    undo()
     for k, v in snapshot(trainer.D).items():
         assert torch.equal(v, D_before[k]), f"D.{k} changed in a skipped step"
     assert all(torch.equal(a, b) for a, b in zip(opt_snapshot(s.D.opt), optD_before, strict=True)), "D's Adam state changed"
@@ -80,10 +83,9 @@ def test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config: Path) -> Non
     steps(trainer, 2)
     G_before, ema_before = snapshot(trainer.G), snapshot(trainer.G_ema)
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
-    clean = s.loss
-    use_loss(s, overflowing(clean, "G"))
+    undo = inject_overflow(s, "G")
     s.g_phase(trainer.cur_nimg + 10_000)
-    use_loss(s, clean)
+    undo()
     assert all(torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items())
     assert all(torch.equal(v, ema_before[k]) for k, v in snapshot(trainer.G_ema).items()), "EMA moved on a skipped step"
     assert s.G.scaler.get_scale() == scale_G / 2 and s.D.scaler.get_scale() == scale_D

@@ -135,3 +135,19 @@ def test_in_training_eval_under_two_processes(tiny_config: Path, tmp_path: Path)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["nimg"] for r in records if "fd" in r] == [64, 128]
     assert json.loads((out / "best.json").read_text())["checkpoint"] is not None
+
+
+def test_truncated_eval_goes_beside_the_plain_one(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    code, text = run(cli, "eval", tmp_path / "no-such-run", "--truncation", "-1")  # checked before the path is read
+    assert code == 2 and "--truncation -1: psi must be in [0, 1]" in text
+    run_dir = tmp_path / "run"
+    train(cli, tiny_config, run_dir)
+    assert run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr")[0] == 0
+    plain = json.loads((run_dir / "eval.json").read_text())
+    code, text = run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr", "--truncation", "1.0")
+    assert code == 0, text
+    assert json.loads((run_dir / "eval.json").read_text())["metrics"] == plain["metrics"]  # psi 1 changes nothing
+    code, text = run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr", "--truncation", "0.5")
+    assert code == 0 and "truncation 0.5" in text, text
+    truncated = json.loads((run_dir / "eval-truncation-0.5.json").read_text())
+    assert truncated["truncation"] == 0.5 and plain["truncation"] == 1.0 and set(truncated["metrics"]) == {"precision", "recall"}

@@ -73,7 +73,13 @@ def gpu_config_64(tmp_path: Path) -> Path:
 
 
 def check_path(config: Path, precision: str, compile_mode: str, d_batches: str, name: str) -> None:
-    """The whole contract for one configuration (see the module docstring)."""
+    """The whole contract for one configuration (see the module docstring).
+
+    Numerics: after one step, compiled gradients equal eager ones within a tolerance for the
+    precision (fused kernels round differently). CUDA graphs: after the graphs were recorded
+    and replayed, reduce-overhead equals the same inductor kernels run without graphs (compile
+    mode default) to rounding, which a replay that read overwritten memory could not.
+    """
     import torch._dynamo
 
     from fastgan.bench.launches import count_launches
@@ -83,22 +89,26 @@ def check_path(config: Path, precision: str, compile_mode: str, d_batches: str, 
     overrides = (f"train.precision={precision}", f"tricks.d_batches={d_batches}")
     eager = make(config, *overrides)
     trainer = make(config, *overrides, f"train.compile={compile_mode}") if compile_mode != "off" else eager
-    eager_data, data = iter(eager.data), iter(trainer.data)
+    graphless = make(config, *overrides, "train.compile=default") if compile_mode == "reduce-overhead" else None
+    runs = [trainer] + ([eager] if eager is not trainer else []) + ([graphless] if graphless is not None else [])
+    iters = {id(t): iter(t.data) for t in runs}
     start = time.perf_counter()
-    for _ in range(WARMUP_STEPS):
-        trainer.train_step(data)
-        if trainer is not eager:
-            eager.train_step(eager_data)
+    for t in runs:
+        t.train_step(iters[id(t)])
+    torch.cuda.synchronize()
+    first_s = time.perf_counter() - start
+    error_vs_eager = relative_error(grads(trainer), grads(eager)) if trainer is not eager else 0.0
+    assert error_vs_eager < (0.15 if precision == "bf16" else 0.05), f"compiled gradients differ from eager by {error_vs_eager:.3g}"
+    for _ in range(WARMUP_STEPS - 1):  # reduce-overhead: record the graphs, then replay them
+        for t in runs:
+            t.train_step(iters[id(t)])
     torch.cuda.synchronize()
     warmup_s = time.perf_counter() - start
+    error_graphs = relative_error(grads(trainer), grads(graphless)) if graphless is not None else 0.0
+    assert error_graphs < 1e-2, f"CUDA-graph replays differ from the same kernels without graphs by {error_graphs:.3g}"
     stats = trainer.step.stats.read(lambda x: x, lambda x: x)
     assert all(math.isfinite(stats[k]) for k in ("loss_D", "loss_G", "gnorm_D", "gnorm_G")), stats
-    error = 0.0
-    if trainer is not eager:  # the same start, data and latents: compiled (and replayed) must match eager
-        error = relative_error(grads(trainer), grads(eager))
-        assert error < (0.1 if precision == "bf16" else 0.05), f"compiled gradients differ from eager by {error:.3g}"
-        eager_stats = eager.step.stats.read(lambda x: x, lambda x: x)
-        assert stats["loss_G"] == pytest.approx(eager_stats["loss_G"], rel=0.1, abs=0.05)
+    data = iters[id(trainer)]
     graphs_after_warmup = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     batches = [next(data) for _ in range(CHECKED_STEPS)]  # the data fetch is checked on its own (below)
     torch.cuda.synchronize()
@@ -116,9 +126,10 @@ def check_path(config: Path, precision: str, compile_mode: str, d_batches: str, 
     launches = count_launches(lambda: trainer.train_step(data), torch.device("cuda"))
     if compile_mode == "reduce-overhead":
         assert launches.graph_launches > 0, "reduce-overhead replayed no CUDA graph (were graphs skipped?)"
-    record(test=name, precision=precision, compile=compile_mode, d_batches=d_batches, warmup_s=round(warmup_s, 2),
-           grad_error_vs_eager=error, graphs=graphs_after_warmup, launches_per_step=launches.per_step,
-           launches_outside_models=launches.outside_models, graph_launches=launches.graph_launches)  # fmt: skip
+    record(test=name, precision=precision, compile=compile_mode, d_batches=d_batches, first_step_s=round(first_s, 2),
+           warmup_s=round(warmup_s, 2), grad_error_vs_eager=error_vs_eager, grad_error_graphs_vs_none=error_graphs,
+           graphs=graphs_after_warmup, launches_per_step=launches.per_step, launches_outside_models=launches.outside_models,
+           graph_launches=launches.graph_launches)  # fmt: skip
 
 
 # In order of value: the crash the issue reported first, then every precision eagerly, then

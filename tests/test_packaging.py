@@ -17,11 +17,12 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
-def test_dockerfile_installs_this_package_with_dali_and_runs_fastgan() -> None:
+def test_dockerfile_installs_this_package_with_dali_and_report_and_runs_fastgan() -> None:
     ins = dockerfile_instructions()
     assert ins[0][0] == "FROM" and "cuda" in ins[0][1]
     installs = [arg for op, arg in ins if op == "RUN" and "pip install" in arg]
-    assert any(re.search(r"""pip install ["']?\.\[dali\]""", arg) for arg in installs)
+    extras = [set(m.group(1).split(",")) for arg in installs if (m := re.search(r"""pip install ["']?\.\[([a-z,]+)\]""", arg))]
+    assert any({"dali", "report"} <= e for e in extras), "the image needs DALI and fastgan report's matplotlib"
     assert ("ENTRYPOINT", '["fastgan"]') in ins
     for op, arg in ins:
         if op == "COPY":

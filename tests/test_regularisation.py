@@ -11,6 +11,7 @@ from fastgan.config import load_config
 from fastgan.data.sources import open_source
 from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.lazy_reg import LazyRegularizer, adam_for_lazy
+from fastgan.engine.resume import restore, save_checkpoint
 
 RPGAN = ("loss.name=rpgan", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0")
 
@@ -40,6 +41,20 @@ def test_adam_is_adjusted_by_r_over_r_plus_1(tiny_config: Path) -> None:
     assert trainer.step.G.opt.param_groups[0]["lr"] == pytest.approx(2e-4)  # G has no lazy penalty: unchanged
     plain = make(tiny_config, *RPGAN, "loss.reg_every=1")
     assert plain.step.D.opt.param_groups[0]["lr"] == pytest.approx(2e-4)  # per-step penalties: unchanged
+
+
+def test_resume_keeps_the_lazy_adjustment(tiny_config: Path, tmp_path: Path) -> None:
+    """restore() re-applies the config's optimizer settings (so --set on resume works): D's must
+    come back adjusted for lazy R1/R2, not as the plain config values."""
+    overrides = (*RPGAN, "loss.reg_every=4", "optim.D.lr=1e-3", "optim.D.betas=[0.5, 0.99]")
+    trainer = make(tiny_config, *overrides)
+    steps(trainer, 2)
+    saved = save_checkpoint(trainer, tmp_path)
+    assert saved.path is not None
+    resumed = make(tiny_config, *overrides)
+    restore(resumed, saved.path)
+    group = resumed.step.D.opt.param_groups[0]
+    assert group["lr"] == pytest.approx(1e-3 * 0.8) and group["betas"] == pytest.approx((0.5**0.8, 0.99**0.8))
 
 
 def test_lazy_step_runs_every_r_D_steps_on_the_penalty_times_r(tiny_config: Path) -> None:

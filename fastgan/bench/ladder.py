@@ -24,6 +24,10 @@ class Rung:
     note: str = ""
 
 
+def _needs_cuda_for(what: str) -> Callable[[Config, torch.device], str | None]:
+    return lambda cfg, device: None if device.type == "cuda" else f"{what} needs a GPU"
+
+
 def _needs_cuda(cfg: Config, device: torch.device) -> str | None:
     return None if device.type == "cuda" else "CUDA graphs need a GPU"
 
@@ -47,10 +51,16 @@ def _needs_compiler(cfg: Config, device: torch.device) -> str | None:
 LADDER: tuple[Rung, ...] = (
     Rung(
         "eager",
-        ("train.precision=no", "train.compile=off", "data.backend=torchvision", "train.channels_last=false"),
-        note="fp32, no compile, DataLoader workers: the tutorials' setup",
+        ("train.precision=no", "train.compile=off", "data.backend=torchvision", "train.channels_last=false", "train.cudnn_benchmark=false"),
+        note="fp32, no compile, DataLoader workers, no cuDNN autotuning: the tutorials' setup",
     ),
     Rung("tensor", ("data.backend=tensor",), note="dataset resident on the device"),
+    Rung(
+        "cudnn_benchmark",
+        ("train.cudnn_benchmark=true",),
+        _needs_cuda_for("cuDNN autotuning"),
+        note="cuDNN picks the fastest conv algorithms",
+    ),
     Rung("bf16", ("train.precision=bf16",), note="bf16 autocast"),
     Rung("fp16", ("train.precision=fp16",), note="fp16 autocast, one GradScaler per network"),
     Rung("channels_last", ("train.channels_last=true",), note="NHWC memory format"),

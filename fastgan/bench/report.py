@@ -98,12 +98,12 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
     return True
 
 
-def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench") -> list[Path]:
+def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench", plot_too: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "rungs": [dataclasses.asdict(r) for r in results]}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     (out / f"{stem}.md").write_text(markdown(results, meta))
     written = [out / f"{stem}.json", out / f"{stem}.md"]
-    if plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
+    if plot_too and plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
         written.append(out / f"{stem}.png")
     return written

@@ -71,6 +71,25 @@ def run_bench(
     results: list[RungResult] = []
     configs: dict[str, Any] = {}
     best: tuple[str, tuple[str, ...], float] = ("", base, 0.0)  # the fastest rung so far: name, overrides, images/s
+    meta = {
+        "config_name": config.stem,
+        "device": device_name(device),
+        "cpu": cpu_info(),
+        "processes": accelerator.num_processes,
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "accelerate": importlib.metadata.version("accelerate"),
+        "python": sys.version.split()[0],
+        "command": "fastgan bench " + " ".join(sys.argv[2:]),
+        "batch_size": cfg.train.batch_size,
+        "flops_per_step": flops,
+        "steps_per_window": steps,
+        "windows": windows,
+        "warmup_steps": warmup,
+        "rung_seconds": rung_seconds,
+        "tf32": cfg.train.tf32,
+        "configs": configs,
+    }
     for rung in LADDER:
         if rung.name not in names:
             continue
@@ -99,30 +118,11 @@ def run_bench(
                 f"{result.launches_per_step} launches/step, {result.launches_outside_models} outside G/D)")  # fmt: skip
         if result.images_per_s and result.images_per_s > best[2]:
             best = (rung.name, rung_overrides, result.images_per_s)
-    baseline = next((r.images_per_s for r in results if r.images_per_s), None)
-    for r in results:
-        if r.images_per_s and baseline:
-            r.speedup = r.images_per_s / baseline
-    meta = {
-        "config_name": config.stem,
-        "device": device_name(device),
-        "cpu": cpu_info(),
-        "processes": accelerator.num_processes,
-        "date": time.strftime("%Y-%m-%d"),
-        "torch": torch.__version__,
-        "accelerate": importlib.metadata.version("accelerate"),
-        "python": sys.version.split()[0],
-        "command": "fastgan bench " + " ".join(sys.argv[2:]),
-        "batch_size": cfg.train.batch_size,
-        "flops_per_step": flops,
-        "steps_per_window": steps,
-        "windows": windows,
-        "warmup_steps": warmup,
-        "rung_seconds": rung_seconds,
-        "tf32": cfg.train.tf32,
-        "configs": configs,
-        "best": best[0],
-    }
+        speedups(results)
+        if out is not None and accelerator.is_main_process and json_out is None:
+            write(out, results, {**meta, "best": best[0], "partial": True}, plot_too=False)  # a killed bench keeps what it measured
+    speedups(results)
+    meta["best"] = best[0]
     if not accelerator.is_main_process:
         return
     if json_out is not None:  # a child of --processes: hand the numbers to the parent
@@ -132,6 +132,13 @@ def run_bench(
     if out is not None:
         for path in write(out, results, meta):
             print(f"wrote {path}", file=sys.stderr)
+
+
+def speedups(results: list[Any]) -> None:
+    baseline = next((r.images_per_s for r in results if r.images_per_s), None)
+    for r in results:
+        if r.images_per_s and baseline:
+            r.speedup = r.images_per_s / baseline
 
 
 def run_rung(cfg: Any, accelerator: Any, source: Any, steps: int, windows: int, warmup: int, budget_s: float, best_rate: float) -> Any:

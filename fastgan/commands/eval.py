@@ -20,6 +20,7 @@ from rich.table import Table
 
 from fastgan.commands.sample import load_generator
 from fastgan.errors import UsageError
+from fastgan.interpolate import check_truncation, truncate
 
 # Which way is better, for the table.
 DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}
@@ -71,11 +72,13 @@ def run_eval(
     n: int,
     split: str,
     seed: int,
+    truncation: float = 1.0,
     features: str = "fashion",
     weights: Path | None = None,
     weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     names = parse_metrics(metrics)  # before any slow work
+    check_truncation(truncation)
     from fastgan.metrics import compute_metrics
     from fastgan.metrics.cache import real_features
     from fastgan.metrics.evaluate import (
@@ -100,7 +103,8 @@ def run_eval(
     cache_dir = feature_cache_dir()
     ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id)
     floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id)
-    gen_features = generated_features(G.to(device), net, *eval_latents(n, cfg.model, seed, device))
+    z, labels = eval_latents(n, cfg.model, seed, device)
+    gen_features = generated_features(G.to(device), net, truncate(z, truncation), labels)
     options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
     scores = compute_metrics(names, ref_features, gen_features, options)
     floor_scores = compute_metrics(names, ref_features, floor_features, options)
@@ -115,9 +119,11 @@ def run_eval(
         "feature_net": net_id,
         "checkpoint": str(Path(where).resolve()),
         "seed": seed,
+        "truncation": truncation,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    out = run_folder(path) / "eval.json"
+    # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
+    out = run_folder(path) / ("eval.json" if truncation == 1.0 else f"eval-truncation-{truncation:g}.json")
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)  # atomic: a reader never sees half a file
@@ -137,7 +143,9 @@ def results_table(result: dict[str, Any], grey28: bool) -> Table:
         caption = f"Features: {result['feature_net']}, the TorchScript Inception-v3 of StyleGAN2-ADA/clean-fid: FID comparable at equal N."
     elif not grey28:
         caption += " These images were converted to 28x28 grey (luma, resized) for it, so the numbers only rank runs on this data."
-    table = Table(title=f"fastgan eval: {result['n']:,} generated vs {result['reference']}", caption=caption, caption_justify="left")
+    psi = result.get("truncation", 1.0)
+    title = f"fastgan eval: {result['n']:,} generated{f' (truncation {psi:g})' if psi != 1.0 else ''} vs {result['reference']}"
+    table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("metric")
     table.add_column("generated", justify="right")
     table.add_column(f"floor: {result['floor_set']}", justify="right")

@@ -10,6 +10,7 @@ import torch
 
 from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
+from fastgan.interpolate import check_truncation, truncate
 from fastgan.latents import draw_latents
 
 
@@ -36,9 +37,13 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
 
 def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
     """(config, G_ema on the CPU, description) for a run folder, checkpoint folder or safetensors file."""
+    from fastgan.engine.checkpoint import nonfinite_tensors
     from fastgan.models import build_models
 
     cfg, weights, where = find_generator(path)
+    bad = nonfinite_tensors(weights)
+    if bad:  # a diverged run's weights: black images, and a finite FD for them
+        raise UsageError(f"{where}: {len(bad)} generator tensors hold inf/NaN (e.g. {bad[0]}): the run diverged; use an earlier checkpoint")
     G, _ = build_models(cfg.model)
     try:
         G.load_state_dict(weights)
@@ -47,7 +52,8 @@ def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
     return cfg, G, where
 
 
-def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
+def run_sample(path: Path, n: int, out: Path, seed: int, truncation: float = 1.0) -> None:
+    check_truncation(truncation)
     if out.suffix not in (".png", ".npy"):
         raise UsageError(f"--out {out}: the file must end in .png (a grid) or .npy (a uint8 array)")
     from fastgan.samples import generate_uint8, save_png
@@ -56,7 +62,7 @@ def run_sample(path: Path, n: int, out: Path, seed: int) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     G = G.to(device)
     g = torch.Generator().manual_seed(seed)
-    z = draw_latents(cfg.model.latent, n, cfg.model.z_dim, generator=g).to(device)
+    z = truncate(draw_latents(cfg.model.latent, n, cfg.model.z_dim, generator=g), truncation).to(device)
     if cfg.model.conditional:  # one row per class in the grid
         per_class = -(-n // cfg.model.num_classes)
         labels = torch.arange(cfg.model.num_classes).repeat_interleave(per_class)[:n].to(device)

@@ -43,6 +43,11 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+def flip_reseed(spec: StreamSpec, batches_taken: int) -> int:
+    """A flip seed from (seed, rank, position), for a resume that cannot restore the flip generator's state."""
+    return ((spec.seed * 7919 + spec.rank) * 1_000_003 + batches_taken) % 2**62
+
+
 def _tensor_backend(source: Source, spec: StreamSpec) -> Batches:
     from fastgan.data.tensor_backend import TensorBatches
 

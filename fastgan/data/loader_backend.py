@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fastgan.data.backends import StreamSpec, random_hflip
+from fastgan.data.backends import StreamSpec, flip_reseed, random_hflip
 from fastgan.data.sampler import ShardedOrder
 from fastgan.data.sources import Source
 
@@ -71,5 +71,7 @@ class LoaderBatches:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.taken = int(state["batches_taken"])
-        if "flip_rng" in state:  # absent in states saved by another backend
+        if "flip_rng" in state:
             self.flip_gen.set_state(state["flip_rng"])
+        else:  # saved by another backend or on another device type: a stream of this process's own
+            self.flip_gen.manual_seed(flip_reseed(self.spec, self.taken))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import os
 import sys
 import warnings
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 from torch import nn
 
 from fastgan.augment import build_augment
@@ -29,7 +30,7 @@ from fastgan.config import Config
 from fastgan.data.backends import Batches, StreamSpec, make_batches
 from fastgan.data.sources import Source
 from fastgan.engine.ema import EMA, recalibrate_batchnorm
-from fastgan.engine.lazy_reg import LazyRegularizer, adam_for_lazy, no_regularizer
+from fastgan.engine.lazy_reg import LazyRegularizer, adam_settings, no_regularizer
 from fastgan.engine.stats import DeviceStats
 from fastgan.engine.step import Batch, GANStep, Net, d_objective, score_concat, score_separate
 from fastgan.engine.tricks import Targets
@@ -56,7 +57,10 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # Accelerate picks gloo DDP (MULTI_CPU) only when told cpu=True; without it, processes
     # launched on a machine with no GPU each run alone (DistributedType.NO).
     cpu = cfg.train.cpu or not torch.cuda.is_available()
-    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
+    # Every collective waits at most train.timeout_s for the other processes (a stalled peer
+    # would otherwise hang the job forever): fastgan.engine.peers reports which one timed out.
+    timeout = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=cfg.train.timeout_s))
+    return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp, timeout])
 
 
 def has_bf16_units(device: torch.device) -> bool:
@@ -104,7 +108,7 @@ def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device, reg_ev
     # skipped on the device, in every precision, without a host sync (fastgan.engine.step.Net).
     if device.type not in ("cuda", "cpu"):
         raise UsageError(f"fastgan trains on CUDA GPUs or the CPU; this process got device {device} (set --set train.cpu=true)")
-    lr, betas = adam_for_lazy(opt_cfg.lr, opt_cfg.betas, reg_every) if reg_every > 1 else (opt_cfg.lr, opt_cfg.betas)
+    lr, betas = adam_settings(opt_cfg, reg_every)
     return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=opt_cfg.weight_decay, fused=True)
 
 
@@ -119,6 +123,12 @@ def set_tf32(enabled: bool) -> None:
     fastgan.bench.peaks picks the matching peak for MFU). No effect on CPUs."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
+
+
+def set_gpu_math(cfg: Config) -> None:
+    """Process-wide CUDA math switches from the config (no effect on CPUs)."""
+    set_tf32(cfg.train.tf32)
+    torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
 
 
 @dataclass
@@ -166,7 +176,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         raise UsageError(f"model.num_classes = {cfg.model.num_classes}, but data.source {source.name!r} has {source.num_classes} classes")
     batch = cfg.train.batch_size // world
 
-    set_tf32(cfg.train.tf32)
+    set_gpu_math(cfg)
     set_seed(cfg.train.seed)  # the same on every process: identical initial G and D
     G, D = build_models(cfg.model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format

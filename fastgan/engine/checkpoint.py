@@ -1,35 +1,48 @@
 """Checkpoints that are complete or absent, loaded with weights_only=True.
 
 Layout: RUN_DIR/checkpoints/nimg-000123456/{state.pt, rng-rank0.pt, ..., config.toml}.
-Everything is written into `.tmp-nimg-...` first; the main process renames the folder once
-every process has written its part, so a crash never leaves a half checkpoint as the newest
-(torch.save is not atomic: pytorch/pytorch#2883). Old checkpoints are pruned only after the
-rename, except the one marked best by in-training eval. State holds tensors and primitives
-only, so loading never runs pickled code.
+Everything is written into `.tmp-nimg-...` first, each file fsynced; the main process renames
+the folder once every process has written its part, so a crash never leaves a half checkpoint
+as the newest (torch.save is not atomic: pytorch/pytorch#2883). Old checkpoints are pruned only
+after the rename, except the one marked best by in-training eval and the last one written
+before a divergence. State holds tensors and primitives only, so loading never runs pickled code.
+
+`rng-rank<R>.pt` is process R's own state: its RNGs (python, numpy, torch, its own CUDA
+device's) and its data position and flip generator.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import random
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fastgan.errors import UsageError
+from fastgan.errors import StorageError, UsageError
 
 _NAME = re.compile(r"^nimg-(\d{9,})$")
 # A file in a checkpoint folder that in-training eval (fastgan.engine.eval_hook) put there:
 # pruning keeps that checkpoint whatever its age.
 BEST_MARKER = "best"
+SUPERSEDED = "superseded"  # checkpoints newer than the one a run resumed from are moved here
 
 
 def checkpoint_name(cur_nimg: int) -> str:
     return f"nimg-{cur_nimg:09d}"
+
+
+def checkpoint_nimg(path: Path) -> int:
+    match = _NAME.match(path.name)
+    assert match is not None, path
+    return int(match.group(1))
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -38,82 +51,208 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "state.pt").is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+    return sorted(found, key=checkpoint_nimg)
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
     found = list_checkpoints(run_dir)
     if not found:
         raise UsageError(
-            f"--resume {run_dir}: no complete checkpoint in {run_dir / 'checkpoints'}; train first, or pick another run folder"
+            f"--resume {run_dir}: no complete checkpoint in {run_dir / 'checkpoints'}; "
+            f"train first, or start it with: fastgan train CONFIG --out {run_dir} --auto-resume"
         )
     return found[-1]
 
 
-def rng_state() -> dict[str, Any]:
-    """This process's RNG states as tensors and primitives (loadable with weights_only=True)."""
+def find_checkpoint(run_dir: Path, name: str) -> Path:
+    """`--from NAME`: nimg-000060000, or just the number of images."""
+    if name.isdigit():
+        name = checkpoint_name(int(name))
+    found = list_checkpoints(run_dir)
+    for p in found:
+        if p.name == name:
+            return p
+    have = ", ".join(p.name for p in found) or "none"
+    raise UsageError(f"--from {name}: no such complete checkpoint in {run_dir / 'checkpoints'}; there are: {have}")
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states as tensors and primitives (loadable with weights_only=True).
+
+    CUDA: only this process's own device, so a checkpoint resumes where fewer GPUs are visible.
+    """
     name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (name, torch.from_numpy(np.asarray(keys).copy()), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
+        "device_type": device.type,
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> bool:
+    """Restore what `rng_state` saved. False when the CUDA state cannot be restored here (saved
+    on another device type, or by an older fastgan for more GPUs than are visible)."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy(), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type != "cuda":
+        return True  # nothing on a CPU draws from a CUDA generator
+    saved = state.get("cuda")
+    if isinstance(saved, (list, tuple)):  # before per-device states: one entry per visible GPU
+        saved = saved[device.index or 0] if (device.index or 0) < len(saved) else None
+    if not isinstance(saved, torch.Tensor):
+        return False
+    torch.cuda.set_rng_state(saved, device)
+    return True
 
 
 def tmp_dir(run_dir: Path, cur_nimg: int) -> Path:
     return run_dir / "checkpoints" / f".tmp-{checkpoint_name(cur_nimg)}"
 
 
+def remove_partial(run_dir: Path) -> None:
+    """Delete `.tmp-*` folders that a crash or a full disk left behind (main process, at start)."""
+    folder = run_dir / "checkpoints"
+    for p in folder.glob(".tmp-*") if folder.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def storage_error(e: OSError, path: Path) -> StorageError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"disk full while writing {path}; free space there (or move the run), then relaunch with --auto-resume")
+    return StorageError(f"cannot write {path}: {e.strerror or e}; older checkpoints are intact")
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write and fsync one file, so that the rename that publishes it never outruns its data.
+    A failure (ENOSPC, EIO, ...) becomes a StorageError naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise storage_error(e, path) from None
+
+
 def write_part(path: Path, obj: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path)
+    """torch.save through memory: written straight to a file, a full disk surfaces as torch's
+    "unexpected pos" RuntimeError with no errno; `write_bytes` raises OSError(ENOSPC)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getbuffer())
 
 
-def publish(run_dir: Path, cur_nimg: int, keep: int) -> Path:
-    """Main process, after every process wrote its part: rename into place, then prune."""
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(run_dir: Path, cur_nimg: int, keep: int, protect_up_to: int | None = None) -> Path:
+    """Main process, after every process wrote its part: rename into place, then prune.
+
+    `protect_up_to`: while the run may be diverging, the newest checkpoint at or before that
+    nimg (the last good one) is never pruned.
+    """
     src = tmp_dir(run_dir, cur_nimg)
     dst = run_dir / "checkpoints" / checkpoint_name(cur_nimg)
     if dst.exists():  # the same point saved twice (end of run right after an interval)
         shutil.rmtree(dst)
     os.replace(src, dst)
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        if not (old / BEST_MARKER).exists():
+    fsync_dir(dst.parent)
+    found = list_checkpoints(run_dir)
+    last_good = None
+    if protect_up_to is not None:
+        last_good = next((p for p in reversed(found) if checkpoint_nimg(p) <= protect_up_to), None)
+    for old in found[:-keep] if keep > 0 else []:
+        if not (old / BEST_MARKER).exists() and old != last_good:
             shutil.rmtree(old, ignore_errors=True)
     return dst
+
+
+def supersede_newer(run_dir: Path, cur_nimg: int) -> list[str]:
+    """Resuming from an older checkpoint: move the newer ones to checkpoints/superseded/ (kept,
+    but never resumed from), so the run's newest checkpoint is on the path it now follows."""
+    moved = []
+    for p in list_checkpoints(run_dir):
+        if checkpoint_nimg(p) > cur_nimg:
+            dst = run_dir / "checkpoints" / SUPERSEDED / p.name
+            if dst.exists():
+                dst = dst.with_name(f"{p.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            dst.parent.mkdir(exist_ok=True)
+            os.replace(p, dst)
+            moved.append(p.name)
+    return moved
+
+
+def _load(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        run = path.parent.parent.parent
+        reason = str(e).split("\n")[0].split(". ")[0]  # torch's advice to set weights_only=False is not for us
+        raise UsageError(
+            f"{path}: cannot load {what} ({type(e).__name__}: {reason}); "
+            f"resume from an older one: fastgan train --resume {run} --from nimg-..."
+        ) from None
 
 
 def load_state(ckpt: Path) -> dict[str, Any]:
     """Load to host memory: load_state_dict copies onto each module's device, and a map to
     Accelerate's gloo device "cpu:0" is one torch.load cannot restore."""
-    try:
-        return torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise UsageError(f"{ckpt / 'state.pt'}: cannot load checkpoint ({type(e).__name__}: {e}); resume from an older one") from None
+    return _load(ckpt / "state.pt", "checkpoint")
 
 
-def load_rng(ckpt: Path, rank: int) -> dict[str, Any] | None:
+def load_process_state(ckpt: Path, rank: int) -> dict[str, Any] | None:
+    """Process `rank`'s own state, or None when the checkpoint was written by fewer processes."""
     path = ckpt / f"rng-rank{rank}.pt"
-    return torch.load(path, weights_only=True) if path.is_file() else None
+    return _load(path, "this process's state") if path.is_file() else None
+
+
+def _float_tensors(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    if isinstance(tree, dict):
+        return [x for k, v in tree.items() for x in _float_tensors(v, f"{prefix}{k}.")]
+    if isinstance(tree, (list, tuple)):
+        return [x for i, v in enumerate(tree) for x in _float_tensors(v, f"{prefix}{i}.")]
+    if isinstance(tree, torch.Tensor) and tree.is_floating_point() and tree.numel():
+        return [(prefix.rstrip("."), tree)]
+    return []
+
+
+def nonfinite_tensors(tree: Any) -> list[str]:
+    """Names of the floating-point tensors in a nested dict/list that hold inf or NaN.
+    One host sync per device (called per checkpoint and per loaded generator, never in the step)."""
+    named = _float_tensors(tree)
+    bad: list[str] = []
+    for device in {t.device for _, t in named}:
+        group = [(n, t) for n, t in named if t.device == device]
+        flags = torch.stack([torch.isfinite(t).all() for _, t in group]).cpu().tolist()  # syncs
+        bad += [n for (n, _), ok in zip(group, flags, strict=True) if not ok]
+    return bad
 
 
 def save_safetensors(module: torch.nn.Module, path: Path) -> None:
-    """Write `module`'s weights and buffers as safetensors, atomically."""
-    from safetensors.torch import save_file
+    """Write `module`'s weights and buffers as safetensors, atomically (fsynced, then renamed)."""
+    from safetensors.torch import save
 
     # copies: G_ema's parameters are views of one flat buffer, and safetensors refuses shared memory
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    try:
+        write_bytes(tmp, save(tensors))
+        os.replace(tmp, path)
+    except StorageError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(e, path) from None

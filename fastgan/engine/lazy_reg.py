@@ -47,6 +47,12 @@ def adam_for_lazy(lr: float, betas: tuple[float, float], every: int) -> tuple[fl
     return lr * c, (betas[0] ** c, betas[1] ** c)
 
 
+def adam_settings(opt_cfg: Any, every: int) -> tuple[float, tuple[float, float]]:
+    """The lr and betas a network's Adam runs with: the config's, adjusted when it is regularised lazily."""
+    betas = (float(opt_cfg.betas[0]), float(opt_cfg.betas[1]))
+    return adam_for_lazy(opt_cfg.lr, betas, every) if every > 1 else (opt_cfg.lr, betas)
+
+
 def no_regularizer(cur_nimg: int, batch: RegBatch) -> None:
     """No lazy penalties configured (or they run in every D step's loss)."""
 

@@ -1,6 +1,7 @@
 """What a run tells its user: a progress bar, metrics.jsonl, TensorBoard, and failure warnings.
 
 Only the main process reports. Values arrive once per log interval, already on the host.
+Warnings are printed and also appended to warnings.jsonl, so `fastgan report` can show them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fastgan.config import Config
+from fastgan.timeline import TimelineWriter
 
 # Keys shown in the log line and the progress bar, in order.
 SHOWN = ("loss_D", "loss_G", "D_real", "D_gen", "gnorm_D", "gnorm_G")
@@ -41,12 +43,28 @@ def failure_warnings(values: dict[str, float], cfg: Config) -> list[str]:
     for net in ("D", "G"):
         skipped = values.get(f"skipped_{net}_total", 0.0)
         if skipped > 0:
-            out.append(f"{int(skipped)} {net} step(s) skipped for inf/NaN gradients (fp16 loss scale backing off)")
+            nonfinite_loss = values.get(f"nonfinite_loss_{net}_total", 0.0)
+            if nonfinite_loss > 0:
+                cause = f"{net}'s loss itself was inf/NaN in {nonfinite_loss:.0f}: training is diverging (try a lower optim.{net}.lr)"
+            elif cfg.train.precision == "fp16":
+                cause = "fp16 overflow in the gradients; the loss scale backs off"
+            else:
+                cause = "non-finite gradients with a finite loss"
+            out.append(f"{skipped:.0f} {net} step(s) skipped: {cause}")
     return out
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """Strict JSON: inf and NaN become null (bare NaN is rejected by strict parsers)."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
+
+
 class Reporter:
-    def __init__(self, run_dir: Path, total_images: int, *, enabled: bool, tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: Path, total_images: int, *, enabled: bool, tensorboard: bool = True, purge_after: int | None = None
+    ) -> None:
+        """`purge_after`: a resumed run's images seen; TensorBoard hides what an earlier run logged past it."""
         self.run_dir = run_dir
         self.total = total_images
         self.enabled = enabled
@@ -56,8 +74,10 @@ class Reporter:
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            purge = None if purge_after is None else purge_after + 1
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         self.started = time.time()
+        self.timeline = TimelineWriter(run_dir / "samples")
 
     def start(self, cur_nimg: int) -> None:
         if not self.enabled:
@@ -89,7 +109,7 @@ class Reporter:
         shown = {k: values[k] for k in SHOWN if k in values}
         record: dict[str, Any] = {
             "nimg": cur_nimg,
-            "time_s": round(time.time() - self.started, 3),
+            "time_s": self.elapsed(),
             **{
                 k: v
                 for k, v in values.items()
@@ -97,10 +117,10 @@ class Reporter:
             },
         }
         with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_line(record))
         if self.writer is not None:
             for k, v in record.items():
-                if k not in ("nimg", "time_s") and math.isfinite(v):
+                if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
                     self.writer.add_scalar(k, v, cur_nimg)
         text = "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
         if self.progress is not None:
@@ -118,16 +138,33 @@ class Reporter:
         if not self.enabled:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"nimg": cur_nimg, **values}) + "\n")
+            f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), **values}))
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
+
+    def grid(self, cur_nimg: int, image_hwc: Any) -> None:
+        """A fixed-z sample grid, uint8 [H, W, C] (numpy), just saved to samples/: to TensorBoard
+        at its images-seen step, and into samples/timeline.gif."""
+        if not self.enabled:
+            return
+        if self.writer is not None:
+            self.writer.add_image("samples", image_hwc, cur_nimg, dataformats="HWC")
+        self.timeline.update()
+
+    def elapsed(self) -> float:
+        """Seconds since this process started reporting (a resumed run starts again from 0)."""
+        return round(time.time() - self.started, 3)
 
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
+            with open(self.run_dir / "warnings.jsonl", "a") as f:
+                f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}))
 
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if self.enabled:
+            self.timeline.flush()
         if self.writer is not None:
             self.writer.close()

@@ -31,6 +31,13 @@ class DeviceStats:
             self.sums[group], self.maxes[group] = values.detach().clone(), values.detach().clone()
         self.counts[group] = self.counts.get(group, 0) + 1
 
+    def peek(self, name: str) -> torch.Tensor | None:
+        """The running sum of `name` since the last read, on the device (no sync), or None."""
+        for group, names in self.names.items():
+            if name in names and group in self.sums:
+                return self.sums[group][names.index(name)]
+        return None
+
     def read(
         self, reduce_mean: Callable[[torch.Tensor], torch.Tensor], reduce_max: Callable[[torch.Tensor], torch.Tensor]
     ) -> dict[str, float]:

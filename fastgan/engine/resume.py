@@ -1,0 +1,170 @@
+"""Saving and restoring a whole run, written by every process together.
+
+`state.pt` (main process): G, D, G_ema, both optimizers and scalers, images seen, the latent
+generator (the same on every process) and the device type. `rng-rank<R>.pt` (process R): its
+RNGs, data position and flip generator, since each process draws its own flips.
+
+Nothing non-finite is ever saved: the main process checks every floating-point tensor of the
+state first, and no process writes when one is found. A write that fails (disk full) on any
+process removes the partial folder on the main one and ends the run with one line (exit 4).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import broadcast_object_list, gather_object
+
+from fastgan.config import to_toml
+from fastgan.engine import checkpoint as ckpt
+from fastgan.engine.build import Trainer, lazy_reg_every
+from fastgan.engine.guard import DivergenceGuard
+from fastgan.engine.lazy_reg import adam_settings
+from fastgan.errors import StorageError, UsageError
+
+STATE_VERSION = 2  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG
+
+
+def training_state(trainer: Trainer) -> dict[str, Any]:
+    s = trainer.step
+    return {
+        "version": STATE_VERSION,
+        "cur_nimg": trainer.cur_nimg,
+        "device_type": trainer.accelerator.device.type,
+        "G": trainer.G.state_dict(),
+        "D": trainer.D.state_dict(),
+        "G_ema": trainer.G_ema.state_dict(),
+        "opt_G": s.G.opt.state_dict(),
+        "opt_D": s.D.opt.state_dict(),
+        "scaler_G": s.G.scaler.state_dict(),
+        "scaler_D": s.D.scaler.state_dict(),
+        "data": trainer.data.state_dict(),  # the main process's; older fastgan restored it on every process
+        "latent_gen": s.latent_gen.get_state(),
+        "augment": s.augment.state_dict(),  # ADA's p (empty without augmentation)
+    }
+
+
+def process_state(trainer: Trainer) -> dict[str, Any]:
+    return {**ckpt.rng_state(trainer.accelerator.device), "data": trainer.data.state_dict()}
+
+
+@dataclass
+class Saved:
+    path: Path | None  # None: not written, because the state holds non-finite tensors
+    nonfinite: list[str] = field(default_factory=list)  # their names (main process only)
+
+
+def save_checkpoint(trainer: Trainer, run_dir: Path, guard: DivergenceGuard | None = None) -> Saved:
+    """All processes: check, write every part, publish (main), or raise StorageError on all."""
+    acc, cfg = trainer.accelerator, trainer.cfg
+    main, world = acc.is_main_process, acc.num_processes
+    state = training_state(trainer) if main else None
+    bad = ckpt.nonfinite_tensors(state) if state is not None else []
+    pending = guard.pending_bad_steps() if guard is not None else torch.zeros((), device=acc.device)
+    flags = torch.stack([torch.tensor(float(bool(bad)), device=acc.device), pending.float()])
+    if world > 1:
+        flags = acc.reduce(flags, "max")
+    refused, suspect = (v > 0 for v in flags.tolist())  # syncs, once per checkpoint
+    if refused:
+        return Saved(None, bad)
+
+    tmp = ckpt.tmp_dir(run_dir, trainer.cur_nimg)
+    error = ""
+    try:
+        if main:
+            ckpt.write_part(tmp / "state.pt", state)  # type: ignore[arg-type]
+            ckpt.write_bytes(tmp / "config.toml", to_toml(cfg).encode())
+        ckpt.write_part(tmp / f"rng-rank{acc.process_index}.pt", process_state(trainer))
+    except StorageError as e:
+        error = str(e)
+    errors = [x for x in (gather_object([error]) if world > 1 else [error]) if x]
+    if errors:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(errors[0] if main else "")
+
+    error = ""
+    dst = run_dir / "checkpoints" / ckpt.checkpoint_name(trainer.cur_nimg)
+    if main:
+        protect = guard.protect_up_to(suspect) if guard is not None else None
+        try:
+            ckpt.publish(run_dir, trainer.cur_nimg, cfg.train.keep_checkpoints, protect)
+            ckpt.save_safetensors(trainer.G_ema, run_dir / "generator.safetensors")
+        except StorageError as e:
+            error = str(e)
+        except OSError as e:
+            error = str(ckpt.storage_error(e, dst))
+    if world > 1:
+        error = broadcast_object_list([error])[0]
+    if error:
+        raise StorageError(error if main else "")
+    return Saved(dst)
+
+
+def apply_optim_settings(trainer: Trainer) -> None:
+    """The config's optimizer settings over those a loaded optimizer state brought back, so that
+    `--set optim.G.lr=...` on resume means what it says (D's adjusted for lazy R1/R2, as built)."""
+    every = {"G": 1, "D": lazy_reg_every(trainer.cfg)}
+    for net, opt_cfg in (("G", trainer.cfg.optim.G), ("D", trainer.cfg.optim.D)):
+        lr, betas = adam_settings(opt_cfg, every[net])
+        for group in getattr(trainer.step, net).opt.param_groups:
+            group["lr"], group["betas"], group["weight_decay"] = lr, betas, opt_cfg.weight_decay
+
+
+def restore(trainer: Trainer, path: Path) -> list[str]:
+    """Load a checkpoint into a freshly built trainer (the same config, any process count, any
+    device type). Returns what could not be restored exactly and was re-seeded from
+    (train.seed, images seen) instead: generator states of another device type."""
+    state = ckpt.load_state(path)
+    s, acc = trainer.step, trainer.accelerator
+    try:
+        trainer.G.load_state_dict(state["G"])
+        trainer.D.load_state_dict(state["D"])
+        trainer.G_ema.load_state_dict(state["G_ema"])
+        s.G.opt.load_state_dict(state["opt_G"])
+        s.D.opt.load_state_dict(state["opt_D"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise UsageError(
+            f"{path}: checkpoint does not match this config's models ({str(e).splitlines()[0]}); resume with the run's own config.toml"
+        ) from None
+    apply_optim_settings(trainer)
+    if state["scaler_G"]:
+        s.G.scaler.load_state_dict(state["scaler_G"])
+    if state["scaler_D"]:
+        s.D.scaler.load_state_dict(state["scaler_D"])
+    s.augment.load_state_dict(state.get("augment", {}))  # checkpoints from before [augment] have none
+    trainer.cur_nimg = int(state["cur_nimg"])
+    seed, rank, device = trainer.cfg.train.seed, acc.process_index, acc.device
+    reseed = (seed * 1_000_003 + trainer.cur_nimg) % 2**62  # a function of (seed, images seen), the same on every process
+    notes: list[str] = []
+
+    own = ckpt.load_process_state(path, rank)
+    if own is not None and "data" in own:
+        data = dict(own["data"])
+    elif rank == 0:  # older checkpoints hold the main process's data state only
+        data = dict(state["data"])
+    else:  # its position, not rank 0's flips (the backend re-seeds them from the position)
+        data = {"batches_taken": state["data"]["batches_taken"]}
+    if "flip_rng" in data and not _fits(data["flip_rng"], device):
+        del data["flip_rng"]
+        notes.append("the flip generator")
+    trainer.data.load_state_dict(data)
+    if _fits(state["latent_gen"], device):
+        s.latent_gen.set_state(state["latent_gen"])
+    else:
+        s.latent_gen.manual_seed(reseed + 1)
+        notes.append("the latent generator")
+    if own is not None and not ckpt.set_rng_state(own, device):
+        torch.cuda.manual_seed(reseed + rank)  # this process's device (Accelerate made it current)
+        notes.append("the CUDA RNG")
+    return notes
+
+
+def _fits(gen_state: Any, device: torch.device) -> bool:
+    """Whether a saved generator state is one a generator on `device` takes: CPU (Mersenne
+    Twister, 5056 bytes) and CUDA (Philox, 16 bytes) states differ in size."""
+    return isinstance(gen_state, torch.Tensor) and gen_state.numel() == torch.Generator(device=device).get_state().numel()

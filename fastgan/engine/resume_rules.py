@@ -1,0 +1,77 @@
+"""What a resumed run may change: an allow-list, so a key added later is refused until it is
+known to be safe to change mid-run.
+
+Optimizer settings are applied after the optimizer state is loaded (the state would otherwise
+put the old learning rate back). Intervals and budgets are read by the loop as it goes. The
+execution knobs (device, compile, channels_last, TF32, where the data is read from) change how
+the same run is computed, not what it computes, and a run must be able to move machines.
+Everything else (model, loss, data source, batch size, precision, tricks, seed, ...) would not
+match the checkpoint or would silently change the experiment: refused with exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastgan.config import Config, to_dict
+from fastgan.errors import UsageError
+
+MUTABLE_ON_RESUME = frozenset(
+    [f"optim.{net}.{key}" for net in ("G", "D") for key in ("lr", "betas", "weight_decay")]
+    + [
+        f"train.{key}"
+        for key in (
+            "total_images",
+            "log_every",
+            "sample_every",
+            "checkpoint_every",
+            "eval_every",
+            "keep_checkpoints",
+            "warn_grad_norm",
+            "nonfinite_budget",
+            "timeout_s",
+            # execution knobs: the same computation, on another device or compiled differently
+            "cpu",
+            "compile",
+            "compile_backend",
+            "channels_last",
+            "tf32",
+            "cudnn_benchmark",
+        )
+    ]
+    + ["data.root", "data.num_workers", "data.download"]
+)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (old, new) for every value that differs."""
+    a, b = flatten(to_dict(old)), flatten(to_dict(new))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def check_resume_changes(old: Config, new: Config, run_dir: Path | str, source: str) -> dict[str, tuple[Any, Any]]:
+    """The changes from `old` (the run's config.toml) to `new`, if all may change on resume."""
+    changes = config_changes(old, new)
+    refused = [k for k in changes if k not in MUTABLE_ON_RESUME]
+    if refused:
+        shown = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in refused)
+        raise UsageError(
+            f"{source}: {shown} cannot change when resuming {run_dir}: the checkpoint was trained with the run's config.toml; "
+            f"keep it, or start a new run with another --out (may change: optim.*, train.total_images, the intervals, ...)"
+        )
+    return changes
+
+
+def describe(changes: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())

@@ -1,0 +1,129 @@
+"""The report's figures as PNG bytes: one figure per group of metrics, with two panels (against
+images seen, against training seconds); every run on the same axes, so recipes compare directly.
+
+matplotlib is imported here only; `fastgan.commands.report` checks it is installed first.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fastgan.report.runs import Run
+
+# Row keys that are not curves: axes, a spread drawn as KID's band, and running totals.
+NOT_CURVES = {"nimg", "time_s", "train_s", "kid_std", "skipped_D_total", "skipped_G_total"}
+LABELS = {"D_real": "D(x)", "D_gen": "D(G(z))", "images_per_s": "images/s"}
+STYLES = ("-", "--", ":", "-.")
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    keys: tuple[str, ...]
+    log_y: bool = False
+
+
+# In page order. Keys a run writes that no group names get a figure each, after these.
+GROUPS = (
+    Group("Losses", ("loss_D", "loss_G", "penalty_D")),
+    Group("D outputs: D(x) on real images, D(G(z)) on generated ones", ("D_real", "D_gen")),
+    Group("Gradient norms (interval mean; _max: the interval's largest step)", ("gnorm_D", "gnorm_G", "gnorm_D_max", "gnorm_G_max"), True),
+    Group("Throughput", ("images_per_s",)),
+    Group("Fréchet distance, in-training eval (lower is better)", ("fd",)),
+    Group("KID, in-training eval (lower is better; band: ± std over subsets)", ("kid",)),
+    Group("Precision and recall, in-training eval (higher is better)", ("precision", "recall")),
+    Group("Steps skipped for inf/NaN gradients (fp16), per interval", ("skipped_D", "skipped_G")),
+)
+
+
+def numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def groups_for(runs: list[Run]) -> tuple[list[Group], list[str]]:
+    """The groups with something to show, and the keys left out because they were always 0."""
+    present: dict[str, bool] = {}  # key -> some run has a nonzero value
+    for run in runs:
+        for row in run.rows:
+            for key, value in row.items():
+                if key not in NOT_CURVES and numeric(value):
+                    present[key] = present.get(key, False) or value != 0
+    named = {k for g in GROUPS for k in g.keys}
+    extra = [Group(key, (key,)) for key in present if key not in named]
+    shown = []
+    for g in (*GROUPS, *extra):
+        keys = tuple(k for k in g.keys if present.get(k))
+        if keys:
+            shown.append(Group(g.title, keys, g.log_y))
+    return shown, [k for k, nonzero in present.items() if not nonzero]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: draw into memory
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no URL hidden in the file
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def curve_figure(group: Group, runs: list[Run]) -> bytes:
+    plt = _pyplot()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), sharey=True)
+    for r, run in enumerate(runs):
+        for k, key in enumerate(group.keys):
+            rows = [row for row in run.rows if numeric(row.get(key))]
+            if not rows:
+                continue
+            color = colors[(r if len(runs) > 1 else k) % len(colors)]  # several runs: a colour per run
+            style = STYLES[k % len(STYLES)] if len(runs) > 1 else "-"
+            label = LABELS.get(key, key) if len(runs) == 1 else f"{run.name}: {LABELS.get(key, key)}"
+            marker = "o" if len(rows) < 30 else None  # sparse (eval) curves show their points
+            for ax, x_key in zip(axes, ("nimg", "train_s"), strict=True):
+                xs, ys = [row[x_key] for row in rows], [row[key] for row in rows]
+                ax.plot(xs, ys, style, color=color, label=label, marker=marker, markersize=3, linewidth=1.2)
+                if key == "kid" and all(numeric(row.get("kid_std")) for row in rows):
+                    std = [row["kid_std"] for row in rows]
+                    ax.fill_between(
+                        xs,
+                        [y - s for y, s in zip(ys, std, strict=True)],
+                        [y + s for y, s in zip(ys, std, strict=True)],
+                        color=color,
+                        alpha=0.15,
+                    )
+    axes[0].set_xlabel("images seen")
+    axes[1].set_xlabel("training seconds (wall clock)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if group.log_y:
+            ax.set_yscale("log")
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(group.title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def bench_figure(rungs: list[dict[str, Any]], title: str) -> bytes | None:
+    """images/s per rung that ran, as bars; None when no rung has a number to show."""
+    ran = [r for r in rungs if numeric(r.get("images_per_s"))]
+    if not ran:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.1 * len(ran) + 2.5, 3.4))
+    ax.bar([str(r.get("name", i)) for i, r in enumerate(ran)], [r["images_per_s"] for r in ran], color="#4477aa")
+    ax.set_ylabel("images / s")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)

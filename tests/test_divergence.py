@@ -1,0 +1,86 @@
+"""Divergence stops the run with exit code 3; nothing non-finite is ever saved or sampled; the
+last good checkpoint survives; nan/inf settings are refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.config import load_config
+from fastgan.engine import checkpoint as ckpt
+from fastgan.engine.report import failure_warnings
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def all_finite(path: Path) -> bool:
+    return not ckpt.nonfinite_tensors(torch.load(path, weights_only=True))
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    often = ["--set", "train.log_every=32", "--set", "train.checkpoint_every=32", "--set", "train.keep_checkpoints=1"]
+    assert run(cli, "train", tiny_config, "--out", out, "--set", "train.total_images=64", *often)[0] == 0
+    # The same run, resumed with learning rates that blow it up (the issue's lsgan at lr 1e6).
+    blow_up = ["--set", "optim.D.lr=1e6", "--set", "optim.G.lr=1e6", "--set", "train.total_images=1024"]
+    code, text = run(cli, "train", "--resume", out, *blow_up)
+    assert code == 3, text
+    [line] = [x for x in text.splitlines() if x.startswith("error:")]
+    assert "training diverged at" in line and "images" in line and "a learning rate far too high (optim.D.lr = 1e+06" in line
+    assert "--from nimg-000000064" in line  # the last good checkpoint, named
+    names = [p.name for p in ckpt.list_checkpoints(out)]
+    assert "nimg-000000064" in names, names  # never pruned by the checkpoints written after the divergence
+    for p in ckpt.list_checkpoints(out):
+        assert all_finite(p / "state.pt") and all_finite(p / "rng-rank0.pt"), p
+    assert not any(torch.isfinite(t).logical_not().any() for t in load_file(str(out / "generator.safetensors")).values())
+    records = [json.loads(line, parse_constant=pytest.fail) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["gnorm_D"] is None for r in records)  # non-finite values are written as null, not NaN
+    assert json.loads((out / "events.jsonl").read_text().splitlines()[-1])["exit_code"] == 3
+
+
+def test_a_run_that_diverges_from_the_start_saves_nothing(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    sets = ["--set", "loss.name=lsgan", "--set", "optim.D.lr=1e6", "--set", "optim.G.lr=1e6", "--set", "train.total_images=512"]
+    code, text = run(cli, "train", tiny_config, "--out", out, *sets)
+    assert code == 3 and "no checkpoint was written before it" in text, text
+    records = [json.loads(line, parse_constant=pytest.fail) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["loss_D"] is None and records[0]["nonfinite_loss_D"] > 0
+    assert all(all_finite(p / "state.pt") for p in ckpt.list_checkpoints(out))
+    assert not (out / "generator.safetensors").exists() or not ckpt.nonfinite_tensors(load_file(str(out / "generator.safetensors")))
+
+
+@pytest.mark.parametrize("key", ["optim.G.lr=nan", "optim.D.lr=inf", "optim.G.betas=[0.5, nan]", "loss.r1_gamma=inf"])
+def test_nan_and_inf_settings_are_refused(cli: CliRunner, tiny_config: Path, tmp_path: Path, key: str) -> None:
+    code, text = run(cli, "train", tiny_config, "--out", tmp_path / "run", "--set", key)
+    assert code == 2 and "must be a finite number" in text and key.split("=")[0] in text and "Traceback" not in text, text
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_and_eval_refuse_non_finite_weights(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    weights = load_file(str(out / "generator.safetensors"))
+    first = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[first] = torch.full_like(weights[first], float("nan"))
+    save_file(weights, str(out / "generator.safetensors"))
+    for command in (["sample", out, "--out", tmp_path / "s.png"], ["eval", out, "--n", "16", "--metrics", "fd"]):
+        code, text = run(cli, *command)
+        assert code == 2 and "inf/NaN" in text and "the run diverged" in text, text
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_skip_warnings_name_the_cause() -> None:
+    cfg, fp16 = load_config(None), load_config(None, ["train.precision=fp16"])
+    diverging = failure_warnings({"skipped_G_total": 3.0, "nonfinite_loss_G_total": 3.0}, fp16)
+    assert any("3 G step(s) skipped" in w and "loss itself was inf/NaN" in w for w in diverging)
+    assert any("fp16 overflow" in w for w in failure_warnings({"skipped_D_total": 1.0}, fp16))
+    assert any("non-finite gradients" in w and "fp16" not in w for w in failure_warnings({"skipped_D_total": 1.0}, cfg))

@@ -1,0 +1,143 @@
+"""Latent walks and truncation: the pure functions, then `fastgan sample --interpolate/--truncation` on tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.interpolate import lerp, slerp, truncate, walk
+from fastgan.latents import draw_latents
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_walk_ends_are_exactly_the_latents() -> None:
+    g = torch.Generator().manual_seed(0)
+    for dist in ("gaussian", "uniform"):
+        a, b = draw_latents(dist, 3, 64, generator=g), draw_latents(dist, 3, 64, generator=g)
+        path = walk(dist, a, b, 7)
+        assert path.shape == (3, 7, 64)
+        assert torch.equal(path[:, 0], a) and torch.equal(path[:, -1], b)
+
+
+def test_slerp_follows_the_sphere_and_lerp_the_line() -> None:
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 512, generator=g), torch.randn(2, 512, generator=g)
+    t = torch.linspace(0, 1, 9)
+    mid_slerp, mid_lerp = slerp(a, b, t)[:, 4], lerp(a, b, t)[:, 4]
+    # Two gaussian draws are nearly orthogonal: the straight midpoint has ~1/sqrt(2) of their norm,
+    # the spherical one keeps it (the point of slerp for gaussian z).
+    norm = (a.norm(dim=1) + b.norm(dim=1)) / 2
+    assert torch.allclose(mid_slerp.norm(dim=1), norm, rtol=1e-4)
+    assert (mid_lerp.norm(dim=1) < 0.8 * norm).all()
+    assert torch.allclose(mid_lerp, (a + b) / 2)
+    same = slerp(a, a, t)  # zero angle: no division by sin(0)
+    assert torch.isfinite(same).all() and torch.allclose(same, a[:, None].expand_as(same))
+
+
+def test_walk_picks_slerp_for_gaussian_and_lerp_for_uniform() -> None:
+    g = torch.Generator().manual_seed(2)
+    a, b = draw_latents("uniform", 2, 16, generator=g), draw_latents("uniform", 2, 16, generator=g)
+    assert torch.equal(walk("uniform", a, b, 5), lerp(a, b, torch.linspace(0, 1, 5)))
+    assert torch.equal(walk("gaussian", a, b, 5), slerp(a, b, torch.linspace(0, 1, 5)))
+    assert a.min() >= -1 and a.max() <= 1
+
+
+def test_truncation_scales_toward_the_mean_and_one_changes_nothing() -> None:
+    z = torch.randn(4, 8)
+    assert truncate(z, 1.0) is z
+    assert torch.equal(truncate(z, 0.5), z * 0.5)
+    assert torch.count_nonzero(truncate(z, 0.0)) == 0
+
+
+@pytest.fixture
+def tiny_run(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    code, text = run(cli, "train", tiny_config, "--out", out)
+    assert code == 0, text
+    return out
+
+
+def close(a: np.ndarray, b: np.ndarray) -> bool:
+    """uint8 images from batches of different sizes: CPU kernels may round one level apart."""
+    return a.shape == b.shape and int(np.abs(a.astype(int) - b.astype(int)).max()) <= 1
+
+
+def test_interpolation_ends_are_plain_samples_of_those_latents(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    walks, plain = tmp_path / "walks.npy", tmp_path / "plain.npy"
+    code, text = run(cli, "sample", tiny_run, "--interpolate", "3", "--steps", "5", "--seed", "7", "--out", walks)
+    assert code == 0, text
+    # row i walks from the seed's draw 2i to draw 2i+1: the first 6 plain samples of that seed
+    assert run(cli, "sample", tiny_run, "--n", "6", "--seed", "7", "--out", plain)[0] == 0
+    w, p = np.load(walks), np.load(plain)
+    assert w.shape == (15, 1, 28, 28)
+    assert close(w[0::5], p[0::2]) and close(w[4::5], p[1::2])
+    assert not np.array_equal(w[1::5], w[0::5])  # and the middle moves
+    code, _ = run(cli, "sample", tiny_run, "--interpolate", "2", "--out", tmp_path / "walks.png")
+    from PIL import Image
+
+    assert code == 0 and Image.open(tmp_path / "walks.png").size[0] > Image.open(tmp_path / "walks.png").size[1]  # 2 rows of 8
+    code, text = run(cli, "sample", tiny_run, "--interpolate", "2", "--between-classes", "--out", tmp_path / "c.png")
+    assert code == 2 and "is unconditional" in text and "Traceback" not in text
+
+
+def test_truncation_one_changes_nothing_and_less_narrows(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    paths = {psi: tmp_path / f"t{psi}.npy" for psi in ("1.0", "0.0")}
+    assert run(cli, "sample", tiny_run, "--n", "8", "--out", tmp_path / "plain.npy")[0] == 0
+    for psi, path in paths.items():
+        code, text = run(cli, "sample", tiny_run, "--n", "8", "--truncation", psi, "--out", path)
+        assert code == 0, text
+    assert np.array_equal(np.load(tmp_path / "plain.npy"), np.load(paths["1.0"]))
+    mean_images = np.load(paths["0.0"])  # psi 0: every latent at the mean, one image 8 times
+    assert (mean_images == mean_images[:1]).all()
+
+
+def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    from fastgan.commands.interpolation import interpolation_images
+    from fastgan.commands.sample import load_generator
+    from fastgan.samples import generate_uint8
+
+    out = tmp_path / "cond"
+    code, text = run(cli, "train", tiny_config, "--out", out, "--set", "model.conditional=true", "--set", "model.num_classes=4")
+    assert code == 0, text
+    cfg, G, _ = load_generator(out)
+    cpu = torch.device("cpu")
+    images = interpolation_images(G, cfg.model, 4, 5, 3, True, 1.0, cpu).numpy()
+    z = draw_latents("gaussian", 8, cfg.model.z_dim, generator=torch.Generator().manual_seed(3))[0::2]  # each row keeps draw 2i
+    classes = torch.arange(4)
+    assert close(images[0::5], generate_uint8(G, z, classes).numpy())
+    assert close(images[4::5], generate_uint8(G, z, (classes + 1) % 4).numpy())
+    # the default walk keeps row i at class i
+    same_class = interpolation_images(G, cfg.model, 4, 5, 3, False, 1.0, cpu).numpy()
+    assert close(same_class[0::5], images[0::5])
+    code, text = run(cli, "sample", out, "--interpolate", "4", "--between-classes", "--out", tmp_path / "c.png")
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interpolate", "2", "--steps", "1"], "--steps 1: a walk needs at least 2 steps"),
+        (["--interpolate", "0"], "--interpolate 0: give the number of rows"),
+        (["--truncation", "-1"], "--truncation -1: psi must be in [0, 1]"),
+        (["--truncation", "1.5"], "--truncation 1.5: psi must be in [0, 1]"),
+        (["--interpolate", "2", "--truncation", "2"], "--truncation 2: psi must be in [0, 1]"),
+        (["--steps", "4"], "add --interpolate N"),
+        (["--between-classes"], "add --interpolate N"),
+        (["--interpolate", "2", "--n", "4"], "--n and --interpolate both set how many images"),
+        (["--interpolate", "2", "--out", "x.jpg"], "must end in .png"),
+    ],
+)
+def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    """Checked before any generator is loaded, so no run is needed."""
+    code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png", *args)
+    assert code == 2, text
+    assert message in text and "Traceback" not in text

@@ -1,0 +1,89 @@
+"""`--out` never writes into a folder fastgan did not create, bad paths are one line, and one
+trainer at a time uses a run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.engine import run_folder as rf
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_a_folder_that_is_not_a_run_is_left_alone(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    data = tmp_path / "my-data"
+    data.mkdir()
+    (data / "config.toml").write_text("precious = true\n")
+    (data / "metrics.jsonl").write_text('{"mine": 1}\n')
+    for extra in ([], ["--auto-resume"]):
+        code, text = run(cli, "train", tiny_config, "--out", data, *extra)
+        assert code == 2 and "is not a fastgan run" in text and "Traceback" not in text, text
+    assert sorted(p.name for p in data.iterdir()) == ["config.toml", "metrics.jsonl"]
+    assert (data / "config.toml").read_text() == "precious = true\n" and (data / "metrics.jsonl").read_text() == '{"mine": 1}\n'
+    empty = tmp_path / "empty"  # an empty folder (made by a scheduler, say) is fine
+    empty.mkdir()
+    assert run(cli, "train", tiny_config, "--out", empty)[0] == 0
+    assert json.loads((empty / rf.MARKER).read_text())["config_sha256"]
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "unwritable"])
+def test_bad_out_paths_are_one_line(cli: CliRunner, tiny_config: Path, tmp_path: Path, where: str) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    if where == "unwritable" and not os.path.isdir("/sys"):
+        pytest.skip("needs /sys, a place nobody (not even root) can make folders in")
+    out = {"file": a_file, "under-file": a_file / "run", "unwritable": Path("/sys/fastgan-test-run")}[where]
+    code, text = run(cli, "train", tiny_config, "--out", out)
+    assert code == 2, text
+    assert text.count("\n") == 1 and text.startswith("error: --out") and "Traceback" not in text, text
+    assert a_file.read_text() == "x"
+
+
+def held_lock(run_dir: Path, pid: int, host: str | None = None, age_s: float = 0.0, job: str = "") -> None:
+    lock = run_dir / rf.LOCK
+    lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "slurm_job": job}))
+    if age_s:
+        os.utime(lock, (time.time() - age_s, time.time() - age_s))
+
+
+def test_one_trainer_per_run_folder(cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    assert not (out / rf.LOCK).exists()  # released at the end
+    longer = ["--set", "train.total_images=192"]
+
+    other = subprocess.Popen(["sleep", "60"])  # a live process on this host holds it
+    try:
+        held_lock(out, other.pid)
+        code, text = run(cli, "train", "--resume", out, *longer)
+        assert code == 2 and f"another trainer (pid {other.pid}" in text, text
+        held_lock(out, 12345, host="another-host")  # fresh, on another machine: may still be training
+        code, text = run(cli, "train", "--resume", out, *longer)
+        assert code == 2 and "another trainer" in text
+    finally:
+        other.kill()
+        other.wait()
+    held_lock(out, other.pid)  # its process is gone: stale
+    code, text = run(cli, "train", "--resume", out, *longer)
+    assert code == 0 and "took over the lock" in text and "its process is gone" in text, text
+
+    held_lock(out, 12345, host="another-host", age_s=rf.STALE_S + 60)  # not refreshed: stale
+    code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=256")
+    assert code == 0 and "not refreshed" in text, text
+
+    monkeypatch.setenv("SLURM_JOB_ID", "77")  # a requeued SLURM job takes over its own earlier lock
+    held_lock(out, 12345, host="another-host", job="77")
+    code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=320")
+    assert code == 0 and "SLURM job 77" in text, text

@@ -1,0 +1,216 @@
+"""What a run leaves to look at: TensorBoard images, samples/timeline.gif, warnings.jsonl, and
+`fastgan report` over one run, several runs and a bench.json."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.timeline import MAX_FRAMES, evenly_spaced, grid_files
+
+from .conftest import REPO
+
+SECTIONS = ('id="summary"', 'id="config"', 'id="curves"', 'id="samples"', 'id="warnings"')
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two tiny runs that differ in lr; the second warns at every log (warn_grad_norm = 0)."""
+    root = tmp_path_factory.mktemp("runs")
+    rng = np.random.default_rng(0)
+    np.save(root / "tiny.npy", rng.integers(0, 255, size=(128, 28, 28), dtype=np.uint8))
+    config = root / "tiny.toml"
+    config.write_text(
+        f'[model]\nwidth = 4\n[data]\nsource = "npy:{root / "tiny.npy"}"\n'
+        "[train]\nbatch_size = 16\ntotal_images = 128\nlog_every = 32\nsample_every = 32\ncheckpoint_every = 128\nnum_samples = 8\n"
+    )
+    cli = CliRunner()
+    a, b = root / "a", root / "b"
+    assert run(cli, "train", config, "--out", a)[0] == 0
+    code, text = run(cli, "train", config, "--out", b, "--set", "optim.G.lr=1e-3", "--set", "train.warn_grad_norm=0.0")
+    assert code == 0, text
+    return a, b
+
+
+def test_sample_grids_go_to_tensorboard(runs: tuple[Path, Path]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(runs[0] / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert "samples" in events.Tags()["images"]
+    images = events.Images("samples")
+    assert [e.step for e in images] == [32, 64, 96, 128]  # at its images-seen step
+    png = Image.open(runs[0] / "samples" / "latest.png")
+    assert (images[-1].width, images[-1].height) == png.size  # the same grid as the PNG
+
+
+def test_timeline_has_one_labelled_frame_per_grid(runs: tuple[Path, Path]) -> None:
+    samples = runs[0] / "samples"
+    gif = Image.open(samples / "timeline.gif")
+    assert gif.n_frames == len(grid_files(samples)) == 4
+    assert gif.info["loop"] == 0
+    assert not list(samples.glob(".*tmp*"))  # written through a temporary file, renamed into place
+
+
+def test_timeline_keeps_at_most_max_frames_evenly_spaced() -> None:
+    picked = evenly_spaced(500, MAX_FRAMES)
+    assert len(picked) == MAX_FRAMES and picked[0] == 0 and picked[-1] == 499
+    assert max(np.diff(picked)) - min(np.diff(picked)) <= 1
+    assert evenly_spaced(3, MAX_FRAMES) == [0, 1, 2]
+
+
+def test_timeline_drops_frames_to_stay_under_its_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastgan.timeline as timeline
+
+    rng = np.random.default_rng(0)
+    for i in range(12):  # noise: the worst case for GIF compression
+        Image.fromarray(rng.integers(0, 255, size=(120, 120), dtype=np.uint8)).save(tmp_path / f"nimg-{i:09d}.png")
+    full = Image.open(io.BytesIO(timeline.timeline_gif(tmp_path) or b""))
+    assert full.n_frames == 12
+    monkeypatch.setattr(timeline, "MAX_BYTES", len(timeline.encode([timeline.frame(tmp_path / "nimg-000000000.png", 0)])) * 5)
+    data = timeline.timeline_gif(tmp_path) or b""
+    small = Image.open(io.BytesIO(data))
+    assert 2 <= small.n_frames < 12 and len(data) <= timeline.MAX_BYTES
+
+
+def test_timeline_writer_defers_within_its_budget_and_flushes_at_the_end(tmp_path: Path) -> None:
+    from fastgan.timeline import TimelineWriter
+
+    def add_grid(i: int) -> None:
+        Image.fromarray(np.full((30, 30), 40 * i, dtype=np.uint8)).save(tmp_path / f"nimg-{i:09d}.png")
+
+    writer = TimelineWriter(tmp_path)
+    add_grid(1)
+    writer.update()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 1
+    writer.next_at = float("inf")  # as if the last rebuild had been slow
+    add_grid(2)
+    writer.update()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 1 and writer.pending
+    writer.flush()
+    assert Image.open(tmp_path / "timeline.gif").n_frames == 2 and not writer.pending
+
+
+def test_warnings_are_recorded_with_their_nimg(runs: tuple[Path, Path]) -> None:
+    assert not (runs[0] / "warnings.jsonl").exists()
+    rows = [json.loads(line) for line in (runs[1] / "warnings.jsonl").read_text().splitlines()]
+    assert {r["nimg"] for r in rows} == {32, 64, 96, 128}
+    assert any("gradient norm" in r["message"] for r in rows) and all("time_s" in r for r in rows)
+
+
+def images_in(page: str) -> list[str]:
+    return re.findall(r'<img[^>]*src="([^"]*)"', page)
+
+
+def assert_self_contained(page: str) -> None:
+    text = re.sub(r'"data:[^"]*"', '""', page)  # base64 may hold "//" by chance
+    assert not re.search(r"https?:|//|url\(", text, re.I), "the page must load nothing from the network"
+    assert all(src.startswith(("data:image/png;base64,", "data:image/gif;base64,")) for src in images_in(page))
+    assert not re.search(r"<(script|link|iframe)", page, re.I)
+
+
+def test_report_on_one_run(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "one.html"
+    code, text = run(cli, "report", runs[0], "--out", out)
+    assert code == 0, text
+    page = out.read_text()
+    assert_self_contained(page)
+    assert all(s in page for s in SECTIONS) and 'id="bench"' not in page
+    assert "Losses" in page and "Throughput" in page and "None recorded." in page
+    gifs = [src for src in images_in(page) if src.startswith("data:image/gif")]
+    assert len(gifs) == 1 and base64.b64decode(gifs[0].split(",", 1)[1]) == (runs[0] / "samples" / "timeline.gif").read_bytes()
+
+
+def test_report_on_two_runs_and_a_bench(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    bench = json.loads((REPO / "benchmarks" / "results" / "mnist-dcgan_cpu-epyc-2c_2026-11-23.json").read_text())
+    bench["rungs"][0]["launches_per_step"] = 123  # a key this report has never heard of
+    bench_path = tmp_path / "bench.json"
+    bench_path.write_text(json.dumps(bench))
+    out = tmp_path / "sub" / "two.html"
+    code, text = run(cli, "report", *runs, bench_path, "--out", out)
+    assert code == 0, text
+    page = out.read_text()
+    assert_self_contained(page)
+    assert all(s in page for s in SECTIONS) and 'id="bench"' in page
+    diff = page.split("<h3>Differences</h3>", 1)[1].split("</table>", 1)[0]
+    assert "optim.G.lr" in diff and "train.warn_grad_norm" in diff and "train.batch_size" not in diff
+    assert 'class="differs"' in diff
+    assert "launches_per_step" in page and "eager" in page
+    assert page.count("data:image/gif") == 2  # a timeline per run
+    warnings = page.split('id="warnings"', 1)[1]
+    assert "gradient norm" in warnings
+
+
+def test_report_reads_runs_written_before_time_s_and_warnings_existed(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(runs[0], old)
+    rows = [json.loads(line) for line in (old / "metrics.jsonl").read_text().splitlines()]
+    (old / "metrics.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "time_s"}) + "\n" for r in rows) + '{"nimg": 1'
+    )
+    (old / "samples" / "timeline.gif").unlink()  # rebuilt from the grids
+    code, text = run(cli, "report", old, "--out", tmp_path / "r.html")
+    assert code == 0, text
+    page = (tmp_path / "r.html").read_text()
+    assert "data:image/gif" in page and "line 5 is not JSON" in page
+
+
+def test_training_seconds_continue_across_sessions() -> None:
+    from fastgan.report.runs import training_seconds
+
+    rows = [
+        {"nimg": 10, "time_s": 5.0},
+        {"nimg": 20, "time_s": 9.0},
+        {"nimg": 20, "fd": 3.0},
+        {"nimg": 15, "time_s": 1.0},
+        {"nimg": 25, "time_s": 2.0},
+    ]
+    out = training_seconds(rows)
+    assert [r["nimg"] for r in out] == [10, 15, 25]  # the resumed session rewrote nimg 20
+    assert [r["train_s"] for r in out] == [5.0, 10.0, 11.0]
+
+
+def test_report_usage_errors(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "bad.json").write_text('{"rungs": 3}')
+    cases = [
+        ([not_a_run], "not a run folder"),
+        ([tmp_path / "missing"], "no such file or folder"),
+        ([tmp_path / "notes.txt"], "neither a run folder nor a bench .json"),
+        ([runs[0], tmp_path / "bad.json"], "not a bench.json"),
+        ([tmp_path / "bad.json"], "not a bench.json"),
+    ]
+    for paths, message in cases:
+        code, text = run(cli, "report", *paths, "--out", tmp_path / "r.html")
+        assert code == 2 and message in text and "Traceback" not in text, (paths, text)
+    code, text = run(cli, "report", runs[0], "--out", tmp_path / "r.pdf")
+    assert code == 2 and "ending in .html" in text
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_without_matplotlib_says_how_to_install_it(
+    cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    code, text = run(cli, "report", runs[0], "--out", tmp_path / "r.html")
+    assert code == 2 and "pip install 'fastgan[report]'" in text and "Traceback" not in text
+    assert len(text.strip().splitlines()) == 1

@@ -1,0 +1,145 @@
+"""One process: a signal saves the run; the same command with --auto-resume starts, continues or
+finishes it; --from picks an older checkpoint; overrides on resume mean what they say; the logs
+never hold duplicate rows or bare NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.engine import checkpoint as ckpt
+
+from .conftest import REPO
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def rows(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
+    def strict(x: str) -> None:
+        raise ValueError(f"bare {x} in {name}")
+
+    return [json.loads(line, parse_constant=strict) for line in (run_dir / name).read_text().splitlines()]
+
+
+@pytest.mark.parametrize(("sig", "code"), [("term", 143), ("int", 130)])
+def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tiny_config: Path, tmp_path: Path, sig: str, code: int) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "tests" / "fault_cli.py"), "train", str(tiny_config), "--out", str(out)]
+    cmd += ["--set", "train.total_images=100000"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTGAN_FAULT": f"{sig}@48:0", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr[-2000:]
+    name = signal.Signals(code - 128).name
+    assert result.stderr.count(f"stopped by {name} at 48 images") == 1 and "Traceback" not in result.stderr
+    # one checkpoint at the step boundary the signal arrived in (the first interval is 64)
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["nimg-000000048"]
+    assert not (out / ".fastgan-lock").exists()
+    assert rows(out, "events.jsonl")[-1]["exit_code"] == code
+
+
+def test_signal_handlers_are_restored_after_a_run(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert run(cli, "train", tiny_config, "--out", tmp_path / "run")[0] == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_auto_resume_starts_continues_and_then_does_nothing(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume", "--set", "train.total_images=64")
+    assert code == 0 and "new run" in text, text
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume")  # CONFIG says 128 images
+    assert code == 0 and "resuming at 64 images" in text and "train.total_images 64 -> 128" in text, text
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume")
+    assert code == 0 and "nothing to do" in text, text
+    assert [r["nimg"] for r in rows(out)] == [64, 128]
+    assert [e["event"] for e in rows(out, "events.jsonl")] == ["start", "done", "resume", "done"]
+
+
+def test_auto_resume_keeps_the_runs_own_config_when_the_command_is_the_same(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out, "--auto-resume")[0] == 0
+    assert run(cli, "train", "--resume", out, "--set", "train.total_images=192")[0] == 0
+    # A scheduler relaunches the original command: the run's config.toml (192 images) wins.
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume")
+    assert code == 0 and "nothing to do" in text and "192" in text, text
+
+
+def test_auto_resume_restarts_a_run_killed_before_its_first_checkpoint(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out, "--set", "train.total_images=64")[0] == 0
+    for p in ckpt.list_checkpoints(out):  # what a kill before the first checkpoint leaves: a marked folder, logs
+        for f in p.iterdir():
+            f.unlink()
+        p.rmdir()
+    code, text = run(cli, "train", tiny_config, "--out", out)
+    assert code == 2 and "stopped before its first checkpoint" in text and "--auto-resume" in text
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume")
+    assert code == 0 and "new run" in text, text
+    assert [r["nimg"] for r in rows(out)] == [64, 128]  # the dead run's rows are gone
+
+
+def test_changes_on_resume_follow_the_allow_list(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    before = (out / "config.toml").read_text()
+    for key in ("model.width=8", "tricks.d_steps=2", "train.batch_size=32", "train.precision=bf16", "train.num_samples=4"):
+        code, text = run(cli, "train", "--resume", out, "--set", key, "--set", "train.total_images=192")
+        assert code == 2 and key.split("=")[0] in text and "cannot change when resuming" in text, (key, text)
+    code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume", "--set", "loss.name=hinge")
+    assert code == 2 and "loss.name" in text
+    assert (out / "config.toml").read_text() == before  # refused before anything was written
+
+
+def test_optimizer_overrides_apply_after_the_state_is_loaded(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    sets = ["--set", "optim.G.lr=0.001", "--set", "optim.D.betas=[0.0, 0.99]", "--set", "train.total_images=192"]
+    code, text = run(cli, "train", "--resume", out, *sets)
+    assert code == 0 and "changed on resume: optim.D.betas" in text, text
+    state = torch.load(out / "checkpoints" / "nimg-000000192" / "state.pt", weights_only=True)
+    assert state["opt_G"]["param_groups"][0]["lr"] == 0.001
+    assert list(state["opt_D"]["param_groups"][0]["betas"]) == [0.0, 0.99]
+    assert state["opt_D"]["param_groups"][0]["lr"] == 2e-4
+    assert rows(out, "events.jsonl")[-2]["changed"]["optim.G.lr"] == [0.0002, 0.001]
+
+
+def test_from_picks_an_older_checkpoint_and_the_logs_have_no_duplicates(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out, "--set", "train.total_images=192", "--set", "train.keep_checkpoints=5")[0] == 0
+    code, text = run(cli, "train", "--resume", out, "--from", "nimg-000000777")
+    assert code == 2 and "there are: nimg-000000064, nimg-000000128, nimg-000000192" in text
+    code, text = run(cli, "train", "--resume", out, "--from", "nimg-000000064")
+    assert code == 0 and "resuming at 64 images" in text, text
+    assert "moved the checkpoints past 64 images" in text and (out / "checkpoints" / "superseded" / "nimg-000000192").is_dir()
+    assert [r["nimg"] for r in rows(out)] == [64, 128, 192]
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss_D")] == [64, 128, 192]  # the first run's 128 and 192 are purged
+
+
+def test_out_and_resume_must_agree(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    code, text = run(cli, "train", "--resume", out, "--out", tmp_path / "elsewhere", "--set", "train.total_images=192")
+    assert code == 2 and "name different folders" in text and not (tmp_path / "elsewhere").exists()
+    code, text = run(cli, "train", "--resume", out, "--out", out, "--set", "train.total_images=192")
+    assert code == 0, text
+    code, text = run(cli, "train", tiny_config, "--auto-resume")
+    assert code == 2 and "--auto-resume needs CONFIG and --out" in text
+    code, text = run(cli, "train", tiny_config, "--out", out, "--from", "nimg-000000064")
+    assert code == 2 and "--from" in text and "--resume" in text
