@@ -180,3 +180,17 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pyte
     monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
     assert resolve_precision("auto", cpu) == "no"
     assert resolve_precision("fp16", cpu) == "fp16"  # explicit choices stay
+
+
+@pytest.mark.parametrize("mode", ["reuse", "fresh"])
+def test_g_latents_reuse_regenerates_the_D_phase_images(tiny_config: Path, mode: str) -> None:
+    """tricks.g_latents = "reuse" (the seed tutorials' loop): the G phase runs G on the D phase's
+    z; "fresh" draws new z."""
+    trainer = make(tiny_config, f"tricks.g_latents={mode}")
+    G, seen = trainer.step.G, []
+    run = G.run
+    G.run = lambda z, labels: (seen.append(z.clone()), run(z, labels))[1]
+    steps(trainer, 2)
+    assert len(seen) == 4  # a D phase and a G phase per step
+    assert torch.equal(seen[0], seen[1]) == (mode == "reuse") and torch.equal(seen[2], seen[3]) == (mode == "reuse")
+    assert not torch.equal(seen[0], seen[2])  # each step draws anew

@@ -239,6 +239,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         world=world,
         batch=batch,
         d_steps=tr.d_steps,
+        reuse_d_latents=tr.g_latents == "reuse",
         noise_std=tr.instance_noise,
         noise_images=tr.instance_noise_images,
     )

@@ -156,6 +156,7 @@ class GANStep:
     world: int
     batch: int  # per process
     d_steps: int  # D phases per step, each on a fresh real batch
+    reuse_d_latents: bool  # tricks.g_latents == "reuse": the G phase takes the last D phase's z
     noise_std: float  # instance noise at the start, decayed linearly to 0 over noise_images
     noise_images: int
 
@@ -166,6 +167,8 @@ class GANStep:
         # chosen here, once: the G phase calls whichever the loss needs
         self.g_real_logits = self.score_real_again if self.g_uses_real else self.no_real_logits
         self.last_real: Batch | None = None  # the last D phase's real batch, for relativistic G losses
+        self.last_latents: tuple[Tensor, Tensor] | None = None  # the last D phase's z and labels
+        self.g_latents = self.d_phase_latents if self.reuse_d_latents else self.latents
 
     def __call__(self, data: Iterator[Batch], cur_nimg: int) -> int:
         """One training step: `d_steps` D phases, then one G phase. Returns images seen after it."""
@@ -195,12 +198,16 @@ class GANStep:
         labels = torch.randint(0, self.num_classes, (total,), device=self.device, generator=self.latent_gen)
         return z, labels[start : start + self.batch]
 
+    def d_phase_latents(self) -> tuple[Tensor, Tensor]:
+        assert self.last_latents is not None, "a G phase needs a D phase before it"
+        return self.last_latents
+
     def augmented_D(self, images: Tensor, labels: Tensor) -> Tensor:
         """D as the penalties see it: the same augmentation as the D phase (a fresh draw)."""
         return self.D.run(self.augment(images), labels)
 
     def d_phase(self, real_img: Tensor, real_labels: Tensor, noise_std: float) -> RegBatch:
-        z, gen_labels = self.latents()
+        z, gen_labels = self.last_latents = self.latents()
         with torch.no_grad(), self.autocast(), record_function("model:G.forward"):
             # a copy in fp32: under CUDA graphs G's output lives in the graph pool and must not
             # be held across D's replays; under autocast it is bf16/fp16 and D wants fp32 input
@@ -232,7 +239,7 @@ class GANStep:
         return self.zero  # losses without g_uses_real ignore it
 
     def g_phase(self, cur_nimg: int) -> None:
-        z, gen_labels = self.latents()
+        z, gen_labels = self.g_latents()
         # D's parameters take no gradient in this phase, and DDP does not all-reduce them.
         self.D.module.requires_grad_(False)
         with self.D.no_sync(), self.autocast():
