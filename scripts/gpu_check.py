@@ -206,7 +206,7 @@ class Check:
         train_s = time.monotonic() - t0
         n = "200" if self.cpu else "10000"
         rc_eval = self.run(self.py("-m", "fastgan", "eval", str(run), "--n", n), max(10.0, deadline - time.monotonic())) if rc == 0 else -1
-        result = {
+        result: dict[str, Any] = {
             "images": total,
             "calibrated_images_per_s": rate,
             "train_wall_s": round(train_s, 1),
