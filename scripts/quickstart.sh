@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The README's first command: set up, then train the default preset (a DCGAN on
-# Fashion-MNIST) into runs/quickstart. Look at runs/quickstart/samples/latest.png after.
+# The README's first command: set up, then train the quickstart preset (R3GAN's recipe on the
+# seed tutorial's DCGAN, Fashion-MNIST) into runs/quickstart. Look at runs/quickstart/samples/latest.png after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-rm -rf runs/quickstart
-exec .venv/bin/fastgan train configs/fashion-dcgan.toml --out runs/quickstart "$@"
+if [ -e runs/quickstart ]; then  # a previous quickstart is the user's: keep it, under a new name
+    old="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
+    mv runs/quickstart "$old" && echo "quickstart: the previous runs/quickstart is now $old"
+fi
+exec .venv/bin/fastgan train configs/fashion-r3gan.toml --out runs/quickstart "$@"
