@@ -82,3 +82,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     budget = os.environ.get("FASTGAN_TEST_BUDGET_S")
     if budget and time.monotonic() - _SESSION_START > float(budget):
         pytest.skip(f"not run (budget): the stage's {float(budget):.0f} s were spent")
+
+
+@pytest.fixture
+def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Real-image features go to a temporary folder, never the user's cache."""
+    cache = tmp_path / "feature-cache"
+    monkeypatch.setenv("FASTGAN_CACHE", str(cache))
+    return cache

@@ -10,23 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.config import load_config
-from fastgan.data.sources import open_source
-from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.ema import EMA
 from fastgan.engine.loop import restore, save_checkpoint
 from fastgan.engine.step import GANStep, d_objective
 
-
-def make(config: Path, *overrides: str) -> Trainer:
-    cfg = load_config(config, list(overrides))
-    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
-
-
-def steps(trainer: Trainer, n: int) -> None:
-    data = iter(trainer.data)
-    for _ in range(n):
-        trainer.train_step(data)
+from .helpers import make, steps
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -187,9 +175,14 @@ def test_g_latents_reuse_regenerates_the_D_phase_images(tiny_config: Path, mode:
     """tricks.g_latents = "reuse" (the seed tutorials' loop): the G phase runs G on the D phase's
     z; "fresh" draws new z."""
     trainer = make(tiny_config, f"tricks.g_latents={mode}")
-    G, seen = trainer.step.G, []
+    G, seen = trainer.step.G, list[torch.Tensor]()
     run = G.run
-    G.run = lambda z, labels: (seen.append(z.clone()), run(z, labels))[1]
+
+    def recording(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        seen.append(z.clone())
+        return run(z, labels)
+
+    G.run = recording
     steps(trainer, 2)
     assert len(seen) == 4  # a D phase and a G phase per step
     assert torch.equal(seen[0], seen[1]) == (mode == "reuse") and torch.equal(seen[2], seen[3]) == (mode == "reuse")

@@ -9,24 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.engine import checkpoint as ckpt
 from fastgan.metrics.feature_net import FEATURE_NET_ID
 
 from .conftest import needs_fashion
+from .helpers import run
 
-
-@pytest.fixture(autouse=True)
-def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Real-image features go to a temporary folder, never the user's cache."""
-    cache = tmp_path / "feature-cache"
-    monkeypatch.setenv("FASTGAN_CACHE", str(cache))
-    return cache
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+pytestmark = pytest.mark.usefixtures("feature_cache")  # no test writes to the user's feature cache
 
 
 def train(cli: CliRunner, config: Path, out: Path, *sets: str) -> None:

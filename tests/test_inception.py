@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from fastgan.cli import app
+from .helpers import run
+
+pytestmark = pytest.mark.usefixtures("feature_cache")  # no test writes to the user's feature cache
 
 
 class StandIn(torch.nn.Module):
@@ -38,18 +40,6 @@ def stand_in(tmp_path: Path) -> tuple[Path, str]:
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated in torch 2.14
         torch.jit.script(StandIn()).save(str(path))
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def feature_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "feature-cache"
-    monkeypatch.setenv("FASTGAN_CACHE", str(cache))
-    return cache
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def test_eval_with_the_torchscript_detector(cli: CliRunner, tiny_config: Path, tmp_path: Path, stand_in: tuple[Path, str]) -> None:

@@ -7,24 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.config import load_config
-from fastgan.data.sources import open_source
-from fastgan.engine.build import Trainer, build_trainer, make_accelerator
 from fastgan.engine.lazy_reg import LazyRegularizer, adam_for_lazy
 from fastgan.engine.resume import restore, save_checkpoint
 
+from .helpers import make, steps
+
 RPGAN = ("loss.name=rpgan", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0")
-
-
-def make(config: Path, *overrides: str) -> Trainer:
-    cfg = load_config(config, list(overrides))
-    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
-
-
-def steps(trainer: Trainer, n: int) -> None:
-    data = iter(trainer.data)
-    for _ in range(n):
-        trainer.train_step(data)
 
 
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
