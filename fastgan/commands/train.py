@@ -18,6 +18,7 @@ leaves nothing behind; what a run already had is never overwritten.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ def run_train(a: TrainArgs) -> None:
                 rf.log_event(run_dir, type(e).__name__, nimg=trainer.cur_nimg, message=str(e), exit_code=e.exit_code)
         raise
     except OSError as e:  # the main process writing logs or samples
-        raise ckpt.storage_error(e, Path(e.filename) if e.filename else run_dir) from None
+        raise ckpt.storage_error(e, Path(os.fsdecode(e.filename)) if e.filename else run_dir) from None  # TensorBoard's are bytes
     finally:
         if lock is not None:
             lock.release()
