@@ -73,3 +73,26 @@ def test_bad_detectors_are_usage_errors(cli: CliRunner, tiny_config: Path, tmp_p
     garbage_sha = hashlib.sha256(not_script.read_bytes()).hexdigest()
     code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", not_script, "--weights-sha256", garbage_sha)
     assert code == 2 and "TorchScript" in text
+
+
+class NotInception(torch.nn.Module):
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return img.float().flatten(1)[:, :7]
+
+
+def test_weights_flags_are_checked_before_any_work(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", run_dir)[0] == 0
+    other = tmp_path / "other.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(NotInception()).save(str(other))
+    digest = hashlib.sha256(other.read_bytes()).hexdigest()
+    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", other, "--weights-sha256", digest)
+    assert code == 2 and "not the Inception-v3 feature network" in text and "Traceback" not in text
+    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", other, "--weights-sha256", "abc")
+    assert code == 2 and "64 hex digits" in text
+    code, text = run(cli, "eval", run_dir, "--features", "inception", "--weights", other, "--weights-sha256", f" {digest.upper()} ")
+    assert code == 2 and "not the Inception-v3" in text  # pasted with spaces, upper case: the hash is accepted
+    code, text = run(cli, "eval", run_dir, "--weights", other)  # --features fashion (the default)
+    assert code == 2 and "--features inception" in text

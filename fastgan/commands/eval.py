@@ -55,6 +55,8 @@ def run_folder(path: Path) -> Path:
 
 def load_features(features: str, weights: Path | None, weights_sha256: str | None, device: torch.device) -> tuple[Any, str]:
     """The feature net and its id: the shipped Fashion-MNIST CNN, or the Inception detector from `weights`."""
+    if features != "inception" and (weights is not None or weights_sha256 is not None):
+        raise UsageError("--weights and --weights-sha256 are for --features inception; add it, or drop them")
     if features == "inception":
         from fastgan.metrics.inception import load_inception
 

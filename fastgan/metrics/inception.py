@@ -50,7 +50,11 @@ def check_weights(path: Path, expected: str | None) -> str:
     if not path.is_file():
         raise UsageError(f"--weights {path}: no such file; download {FILE_NAME} once from {URL}")
     actual = sha256_file(path)
-    if expected and actual != expected.lower():
+    if expected is not None:
+        expected = expected.strip().lower()
+        if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+            raise UsageError(f"--weights-sha256 {expected!r}: not a SHA-256 (64 hex digits, as sha256sum prints)")
+    if expected and actual != expected:
         raise UsageError(f"--weights {path}: SHA-256 {actual} does not match --weights-sha256 {expected}")
     if not expected and actual != PUBLISHED_SHA256:
         raise UsageError(
@@ -95,10 +99,23 @@ class InceptionDetector(nn.Module):
         return self.detector(images, return_features=True).float()
 
 
+def check_detector(net: InceptionDetector, path: Path, device: torch.device) -> None:
+    """One tiny batch through the detector: a TorchScript file that is not the Inception feature
+    network fails here with one line, not mid-eval with a traceback."""
+    try:
+        with torch.no_grad():
+            out = net.embed(torch.zeros(2, 3, 32, 32, dtype=torch.uint8, device=device))
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise UsageError(f"--weights {path}: loads, but is not the Inception-v3 feature network ({str(e).splitlines()[0]})") from None
+    if tuple(out.shape) != (2, FEATURE_DIM):
+        raise UsageError(f"--weights {path}: loads, but gives features of shape {tuple(out.shape)[1:]}, not Inception's ({FEATURE_DIM},)")
+
+
 def load_inception(path: Path, device: torch.device, expected_sha256: str | None = None) -> tuple[InceptionDetector, str]:
     """The detector on `device` and its id for feature caches and reports (`inception-<sha prefix>`)."""
     digest = check_weights(path, expected_sha256)
     pinned = "matches --weights-sha256" if expected_sha256 else "the published file"
     print(f"fastgan: Inception detector {path}: SHA-256 {digest} ({pinned})", file=sys.stderr)
     net = InceptionDetector(load_torchscript(path, device), device).requires_grad_(False)
+    check_detector(net, path, device)
     return net, f"inception-2015-12-05-{digest[:16]}"
