@@ -87,3 +87,20 @@ def test_one_trainer_per_run_folder(cli: CliRunner, tiny_config: Path, tmp_path:
     held_lock(out, 12345, host="another-host", job="77")
     code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=320")
     assert code == 0 and "SLURM job 77" in text, text
+
+
+def test_live_owner_names_a_trainer_using_the_folder(tmp_path: Path) -> None:
+    """scripts/quickstart.sh asks this before it renames runs/quickstart."""
+    import subprocess
+    import sys
+
+    from fastgan.engine.run_folder import acquire_lock, live_owner
+
+    assert live_owner(tmp_path) is None
+    lock, _ = acquire_lock(tmp_path)
+    try:
+        check = subprocess.run([sys.executable, "-m", "fastgan.engine.run_folder", str(tmp_path)], capture_output=True, text=True)
+        assert check.returncode == 1 and "is training there" in check.stderr
+    finally:
+        lock.release()
+    assert live_owner(tmp_path) is None

@@ -172,6 +172,16 @@ def acquire_lock(run_dir: Path) -> tuple[Lock, str]:
     raise UsageError(f"{run_dir}: could not take {path}; another trainer keeps starting there")
 
 
+def live_owner(run_dir: Path) -> dict[str, Any] | None:
+    """The lock's owner while a trainer uses `run_dir` now (a lock that is not stale), else None."""
+    path = run_dir / LOCK
+    if not path.exists():
+        return None
+    held = _read_json(path)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job": os.environ.get("SLURM_JOB_ID", "")}
+    return None if _stale(held, path, me) else held
+
+
 def _stale(held: dict[str, Any], path: Path, me: dict[str, Any]) -> str:
     """Why the lock `held` is stale, or "" if its owner may still be training."""
     try:
@@ -207,3 +217,12 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+if __name__ == "__main__":  # `python -m fastgan.engine.run_folder DIR`: exit 2 while a trainer uses DIR (scripts/quickstart.sh)
+    import sys
+
+    owner = live_owner(Path(sys.argv[1]))
+    if owner:
+        who = f"pid {owner.get('pid')} on {owner.get('host')}"
+        sys.exit(f"error: {sys.argv[1]}: a trainer ({who}) is training there; wait for it or stop it")
