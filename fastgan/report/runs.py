@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastgan.engine.resume_rules import flatten  # {"train": {"batch_size": 64}} -> {"train.batch_size": 64}
 from fastgan.errors import UsageError
 from fastgan.timeline import timeline_gif
 
@@ -35,17 +36,6 @@ class Bench:
     path: Path
     meta: dict[str, Any]  # every top-level key but `rungs`
     rungs: list[dict[str, Any]]
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"train": {"batch_size": 64}} -> {"train.batch_size": 64}, in file order."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
