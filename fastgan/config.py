@@ -140,7 +140,7 @@ class TrainConfig:
     warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
     # Images of steps with a non-finite loss (or gradients outside fp16, or weights) in a row before
     # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
-    # run stops within two of them (fastgan.engine.guard).
+    # run stops within two of them (fastgan.run.guard).
     nonfinite_budget: int = -1
     # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
     # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).

@@ -38,7 +38,7 @@ def record(name: str, obj: dict) -> None:
 
 
 def install(spec: str) -> None:
-    from fastgan.engine.build import Trainer
+    from fastgan.train.build import Trainer
 
     action, rest = spec.split("@")
     nimg, rank = (int(x) for x in rest.split(":"))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from fastgan.cli import app
 from fastgan.config import load_config
 from fastgan.data.sources import open_source
-from fastgan.engine.build import Trainer, build_trainer, make_accelerator
+from fastgan.train.build import Trainer, build_trainer, make_accelerator
 
 
 def make(config: Path, *overrides: str) -> Trainer:

@@ -11,10 +11,10 @@ from fastgan.augment import ADJUST_EVERY, AdaptiveAugment, DiffAugment, NoAugmen
 from fastgan.augment.ops import OPS, color, cutout, translation
 from fastgan.config import AugmentConfig, load_config
 from fastgan.data.sources import open_source
-from fastgan.engine.build import Trainer, build_trainer, make_accelerator
-from fastgan.engine.loop import restore, save_checkpoint
-from fastgan.engine.stats import DeviceStats
 from fastgan.errors import UsageError
+from fastgan.stats import DeviceStats
+from fastgan.train.build import Trainer, build_trainer, make_accelerator
+from fastgan.train.loop import restore, save_checkpoint
 from fastgan.validate import validate
 
 ALL = "color,translation,cutout"

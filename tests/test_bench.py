@@ -39,7 +39,7 @@ def test_unknown_rung_is_a_usage_error(cli: CliRunner, tiny_config: Path) -> Non
 def test_a_failing_rung_is_recorded_and_the_ladder_goes_on(
     cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fastgan.engine.build as build
+    import fastgan.train.build as build
 
     real_build = build.build_trainer
 
@@ -66,7 +66,7 @@ def test_rungs_are_time_boxed_and_a_hopeless_rung_stops_early(tiny_config: Path)
     from fastgan.bench.measure import measure
     from fastgan.config import load_config
     from fastgan.data.sources import open_source
-    from fastgan.engine.build import build_trainer, make_accelerator
+    from fastgan.train.build import build_trainer, make_accelerator
 
     cfg = load_config(tiny_config, [])
     acc = make_accelerator(cfg)
@@ -85,7 +85,7 @@ def test_mfu_divides_by_every_process_device_and_tf32_decides_the_fp32_peak(monk
     from fastgan.bench.measure import RungResult
     from fastgan.commands.bench import mfu
     from fastgan.config import load_config
-    from fastgan.engine.build import set_tf32
+    from fastgan.train.build import set_tf32
 
     cfg = load_config(None, ["train.batch_size=100"])
     monkeypatch.setattr(peaks, "peak_flops", lambda device, precision, tf32=True: 1e12)

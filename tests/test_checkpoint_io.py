@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from fastgan.cli import app
-from fastgan.engine import checkpoint as ckpt
+from fastgan.run import checkpoint as ckpt
 
 
 def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from fastgan.cli import app
 from fastgan.config import load_config
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine.report import failure_warnings
+from fastgan.run import checkpoint as ckpt
+from fastgan.run.reporter import failure_warnings
 
 
 def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:

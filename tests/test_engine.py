@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.engine.ema import EMA
-from fastgan.engine.loop import restore, save_checkpoint
-from fastgan.engine.step import GANStep, d_objective
+from fastgan.train.ema import EMA
+from fastgan.train.loop import restore, save_checkpoint
+from fastgan.train.step import GANStep, d_objective
 
 from .helpers import make, steps
 
@@ -160,7 +160,7 @@ def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from fastgan.bench import peaks
-    from fastgan.engine.build import resolve_precision
+    from fastgan.train.build import resolve_precision
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_bf16"})

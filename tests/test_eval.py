@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fastgan.engine import checkpoint as ckpt
 from fastgan.metrics.feature_net import FEATURE_NET_ID
+from fastgan.run import checkpoint as ckpt
 
 from .conftest import needs_fashion
 from .helpers import run

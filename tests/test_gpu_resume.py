@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.engine import checkpoint as ckpt
+from fastgan.run import checkpoint as ckpt
 
 from .conftest import REPO
 

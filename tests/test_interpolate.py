@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from fastgan.cli import app
-from fastgan.interpolate import lerp, slerp, truncate, walk
 from fastgan.latents import draw_latents
+from fastgan.sampling.walks import lerp, slerp, truncate, walk
 
 
 def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
@@ -103,7 +103,7 @@ def test_truncation_one_changes_nothing_and_less_narrows(cli: CliRunner, tiny_ru
 def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
     from fastgan.commands.interpolation import interpolation_images
     from fastgan.commands.sample import load_generator
-    from fastgan.samples import generate_uint8
+    from fastgan.sampling.grid import generate_uint8
 
     out = tmp_path / "cond"
     code, text = run(cli, "train", tiny_config, "--out", out, "--set", "model.conditional=true", "--set", "model.num_classes=4")

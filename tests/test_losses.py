@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from fastgan.engine.tricks import Targets, instance_noise_std
 from fastgan.losses import LOSSES, PenaltyInputs, gradient_penalty, penalties, r1_penalty, r2_penalty
+from fastgan.train.tricks import Targets, instance_noise_std
 
 real = torch.tensor([2.0, -1.0])
 gen = torch.tensor([0.5, -3.0])
@@ -132,7 +132,7 @@ def test_r1_and_r2_on_a_quadratic_D() -> None:
 
 def test_lazy_r1_r2_leave_the_per_step_list() -> None:
     assert len(penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=1)) == 2  # in every D step
-    assert penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=16) == []  # lazy: fastgan.engine.lazy_reg
+    assert penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=16) == []  # lazy: fastgan.train.lazy_reg
     assert len(penalties("wgan-gp", 1.0, 10.0, reg_every=16)) == 1  # WGAN-GP keeps its per-step penalty
 
 

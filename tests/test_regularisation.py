@@ -1,4 +1,4 @@
-"""Lazy R1/R2 (fastgan.engine.lazy_reg) and the relativistic G phase, in process."""
+"""Lazy R1/R2 (fastgan.train.lazy_reg) and the relativistic G phase, in process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.engine.lazy_reg import LazyRegularizer, adam_for_lazy
-from fastgan.engine.resume import restore, save_checkpoint
+from fastgan.run.resume import restore, save_checkpoint
+from fastgan.train.lazy_reg import LazyRegularizer, adam_for_lazy
 
 from .helpers import make, steps
 

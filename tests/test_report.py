@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastgan.config import load_config
-from fastgan.engine.report import failure_warnings
+from fastgan.run.reporter import failure_warnings
 
 CFG = load_config(None)
 HEALTHY = {"loss_D": 1.1, "loss_G": 0.9, "gnorm_D": 40.0, "gnorm_D_max": 150.0, "gnorm_G": 3.0, "gnorm_G_max": 9.0}

@@ -21,7 +21,7 @@ import torch
 from typer.testing import CliRunner
 
 from fastgan.cli import app
-from fastgan.engine import checkpoint as ckpt
+from fastgan.run import checkpoint as ckpt
 
 from .conftest import REPO
 

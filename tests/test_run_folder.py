@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fastgan.cli import app
-from fastgan.engine import run_folder as rf
+from fastgan.run import folder as rf
 
 
 def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
@@ -94,12 +94,12 @@ def test_live_owner_names_a_trainer_using_the_folder(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from fastgan.engine.run_folder import acquire_lock, live_owner
+    from fastgan.run.folder import acquire_lock, live_owner
 
     assert live_owner(tmp_path) is None
     lock, _ = acquire_lock(tmp_path)
     try:
-        check = subprocess.run([sys.executable, "-m", "fastgan.engine.run_folder", str(tmp_path)], capture_output=True, text=True)
+        check = subprocess.run([sys.executable, "-m", "fastgan.run.folder", str(tmp_path)], capture_output=True, text=True)
         assert check.returncode == 1 and "is training there" in check.stderr
     finally:
         lock.release()

@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fastgan.cli import app
-from fastgan.timeline import MAX_FRAMES, evenly_spaced, grid_files
+from fastgan.sampling.timeline import MAX_FRAMES, evenly_spaced, grid_files
 
 from .conftest import REPO
 
@@ -75,7 +75,7 @@ def test_timeline_keeps_at_most_max_frames_evenly_spaced() -> None:
 
 
 def test_timeline_drops_frames_to_stay_under_its_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fastgan.timeline as timeline
+    import fastgan.sampling.timeline as timeline
 
     rng = np.random.default_rng(0)
     for i in range(12):  # noise: the worst case for GIF compression
@@ -89,7 +89,7 @@ def test_timeline_drops_frames_to_stay_under_its_size_cap(tmp_path: Path, monkey
 
 
 def test_timeline_writer_defers_within_its_budget_and_flushes_at_the_end(tmp_path: Path) -> None:
-    from fastgan.timeline import TimelineWriter
+    from fastgan.sampling.timeline import TimelineWriter
 
     def add_grid(i: int) -> None:
         Image.fromarray(np.full((30, 30), 40 * i, dtype=np.uint8)).save(tmp_path / f"nimg-{i:09d}.png")

@@ -14,10 +14,10 @@ from torch import nn
 
 from fastgan.config import load_config
 from fastgan.data.sources import open_source
-from fastgan.engine.build import Trainer, build_trainer, make_accelerator
-from fastgan.engine.ema import EMA
-from fastgan.engine.step import Batch, Net, d_objective
 from fastgan.losses import PenaltyInputs, r1_penalty
+from fastgan.train.build import Trainer, build_trainer, make_accelerator
+from fastgan.train.ema import EMA
+from fastgan.train.step import Batch, Net, d_objective
 
 
 def make(config: Path, *overrides: str) -> Trainer:

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from fastgan.augment.ops import OPS, Op
 from fastgan.config import AugmentConfig
-from fastgan.engine.stats import DeviceStats
 from fastgan.errors import UsageError
+from fastgan.stats import DeviceStats
 
 ADJUST_EVERY = 4  # D steps between ADA adjustments (StyleGAN2-ADA's ada_interval)
 AUG_STATS = ("augment_p", "augment_rt")  # p, and this step's E[sign(D(real))]

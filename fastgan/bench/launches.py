@@ -10,7 +10,7 @@ counts them, on any machine:
   A TorchDispatchMode would not do: it makes compiled code run eagerly.
 
 "Outside models" means outside the `model:` record_function ranges that the step puts around
-G's and D's forward, backward and penalties (fastgan.engine.step). Ranges are matched by time,
+G's and D's forward, backward and penalties (fastgan.train.step). Ranges are matched by time,
 because on a GPU the autograd engine launches backward kernels from a thread of its own.
 """
 

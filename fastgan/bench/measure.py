@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from fastgan.bench.launches import count_launches
 from fastgan.config import Config
 from fastgan.data.sources import Source
-from fastgan.engine.build import Trainer, build_trainer
+from fastgan.train.build import Trainer, build_trainer
 
 SLOWER_THAN_BEST = 10  # a rung whose first window is this many times slower than the best is stopped
 

@@ -59,9 +59,9 @@ def run_bench(
     from fastgan.bench.launches import enable_cpu_kernel_records
     from fastgan.bench.measure import RungResult, flops_per_step
     from fastgan.bench.peaks import cpu_info, device_name
-    from fastgan.bench.report import print_table, write
+    from fastgan.bench.results import print_table, write
     from fastgan.data.sources import open_source
-    from fastgan.engine.build import make_accelerator
+    from fastgan.train.build import make_accelerator
 
     enable_cpu_kernel_records()  # before anything compiles: inductor's CPU kernels show in the launch count
     accelerator = make_accelerator(cfg)
@@ -147,7 +147,7 @@ def run_rung(cfg: Any, accelerator: Any, source: Any, steps: int, windows: int, 
     import torch
 
     from fastgan.bench.measure import RungResult, measure
-    from fastgan.engine.build import build_trainer
+    from fastgan.train.build import build_trainer
 
     torch._dynamo.reset()  # each rung compiles afresh, so its warm-up time is its own
     trainer = None

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from fastgan.commands.sample import load_generator
 from fastgan.errors import UsageError
-from fastgan.interpolate import check_truncation, truncate
+from fastgan.sampling.walks import check_truncation, truncate
 
 # Which way is better, for the table.
 DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}

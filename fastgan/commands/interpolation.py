@@ -2,7 +2,7 @@
 
 Row i of a conditional model keeps class i mod num_classes; with `--between-classes` row i keeps
 one z and walks from class i to class i+1 (mod num_classes) instead, through the blended class
-embeddings. The walks themselves are pure functions in `fastgan.interpolate`.
+embeddings. The walks themselves are pure functions in `fastgan.sampling.walks`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from torch import nn
 from fastgan.commands.sample import load_generator
 from fastgan.config import ModelConfig
 from fastgan.errors import UsageError
-from fastgan.interpolate import check_truncation, class_walk, truncate, walk
 from fastgan.latents import draw_latents
 from fastgan.models.conditioning import LatentInput
+from fastgan.sampling.walks import check_truncation, class_walk, truncate, walk
 
 
 def check_interpolation_args(rows: int, steps: int, truncation: float, out: Path) -> None:
@@ -71,7 +71,7 @@ def interpolation_images(
     G: nn.Module, model: ModelConfig, rows: int, steps: int, seed: int, between_classes: bool, truncation: float, device: torch.device
 ) -> torch.Tensor:
     """uint8 [rows * steps, C, H, W], row-major: row i is walk i."""
-    from fastgan.samples import generate_uint8
+    from fastgan.sampling.grid import generate_uint8
 
     z, classes = walk_latents(model, rows, steps, seed, between_classes)
     z = truncate(z, truncation).to(device)
@@ -88,7 +88,7 @@ def interpolation_images(
 
 def run_interpolation(path: Path, rows: int, steps: int, out: Path, seed: int, between_classes: bool, truncation: float) -> None:
     check_interpolation_args(rows, steps, truncation, out)
-    from fastgan.samples import save_png
+    from fastgan.sampling.grid import save_png
 
     cfg, G, where = load_generator(path)
     if between_classes and not cfg.model.conditional:

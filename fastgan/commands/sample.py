@@ -10,13 +10,13 @@ import torch
 
 from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
-from fastgan.interpolate import check_truncation, truncate
 from fastgan.latents import draw_latents
+from fastgan.sampling.walks import check_truncation, truncate
 
 
 def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
     """(config, G_ema state dict, description) for a run folder, checkpoint folder or safetensors file."""
-    from fastgan.engine import checkpoint as ckpt
+    from fastgan.run import checkpoint as ckpt
 
     if path.is_file() and path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -37,8 +37,8 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
 
 def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
     """(config, G_ema on the CPU, description) for a run folder, checkpoint folder or safetensors file."""
-    from fastgan.engine.checkpoint import nonfinite_tensors
     from fastgan.models import build_models
+    from fastgan.run.checkpoint import nonfinite_tensors
 
     cfg, weights, where = find_generator(path)
     bad = nonfinite_tensors(weights)
@@ -56,7 +56,7 @@ def run_sample(path: Path, n: int, out: Path, seed: int, truncation: float = 1.0
     check_truncation(truncation)
     if out.suffix not in (".png", ".npy"):
         raise UsageError(f"--out {out}: the file must end in .png (a grid) or .npy (a uint8 array)")
-    from fastgan.samples import generate_uint8, save_png
+    from fastgan.sampling.grid import generate_uint8, save_png
 
     cfg, G, where = load_generator(path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

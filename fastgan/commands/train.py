@@ -3,9 +3,9 @@
 Three ways in:
 
 - `CONFIG [--out RUN]` starts a new run. RUN must be absent or empty: fastgan never writes into
-  a folder it did not create (fastgan.engine.run_folder).
+  a folder it did not create (fastgan.run.folder).
 - `--resume RUN [--from nimg-N] [--set ...]` continues RUN from its newest (or the named)
-  checkpoint; `--set` may change only what fastgan.engine.resume_rules allows.
+  checkpoint; `--set` may change only what fastgan.run.resume_rules allows.
 - `CONFIG --out RUN --auto-resume` is idempotent, for schedulers and elastic restarts: it
   continues RUN if RUN has a checkpoint and starts it otherwise. When CONFIG and `--set` are
   what RUN was started with, RUN's config.toml wins (it may hold later changes); any other
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from fastgan.config import Config, load_config, to_toml
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine import run_folder as rf
-from fastgan.engine.resume_rules import check_resume_changes, describe
 from fastgan.errors import FastganError, UsageError
+from fastgan.run import checkpoint as ckpt
+from fastgan.run import folder as rf
+from fastgan.run.resume_rules import check_resume_changes, describe
 from fastgan.validate import validate
 
 
@@ -81,7 +81,7 @@ def plan_run(a: TrainArgs) -> Plan:
 
     assert a.config is not None
     requested = load_config(a.config, a.overrides)
-    from fastgan.engine.build import run_dir_default
+    from fastgan.train.build import run_dir_default
 
     run_dir = a.out or run_dir_default(a.config)
     kind = rf.inspect(run_dir, "--out")
@@ -119,16 +119,16 @@ def run_train(a: TrainArgs) -> None:
     from accelerate.utils import broadcast_object_list
 
     from fastgan.data.sources import open_source
-    from fastgan.engine.build import build_trainer, make_accelerator
-    from fastgan.engine.loop import restore, train
-    from fastgan.engine.report import Reporter
+    from fastgan.run.reporter import Reporter
+    from fastgan.train.build import build_trainer, make_accelerator
+    from fastgan.train.loop import restore, train
 
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
     source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
     trainer = build_trainer(cfg, accelerator, source)
     if cfg.train.eval_every > 0:
-        from fastgan.engine.eval_hook import EvalHook
+        from fastgan.run.eval_hook import EvalHook
 
         # Built here, before the run folder exists: a missing test split is a usage error that leaves nothing behind.
         trainer.extra.setdefault("hooks", []).append(EvalHook(cfg, accelerator))

@@ -21,7 +21,7 @@ from fastgan.config import DataConfig, ModelConfig
 from fastgan.data.sources import open_source
 from fastgan.latents import draw_latents
 from fastgan.metrics.feature_net import Embedder, extract_features
-from fastgan.samples import generate_uint8
+from fastgan.sampling.grid import generate_uint8
 
 # Sources with separate train and test splits; the others (npy:, folder:) ignore data.split.
 SPLIT_SOURCES = ("mnist", "fashion-mnist", "cifar10")

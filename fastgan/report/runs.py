@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastgan.engine.resume_rules import flatten  # {"train": {"batch_size": 64}} -> {"train.batch_size": 64}
 from fastgan.errors import UsageError
-from fastgan.timeline import timeline_gif
+from fastgan.run.resume_rules import flatten  # {"train": {"batch_size": 64}} -> {"train.batch_size": 64}
+from fastgan.sampling.timeline import timeline_gif
 
 
 @dataclass

@@ -29,14 +29,14 @@ from fastgan.augment import build_augment
 from fastgan.config import Config
 from fastgan.data.backends import Batches, StreamSpec, make_batches
 from fastgan.data.sources import Source
-from fastgan.engine.ema import EMA, recalibrate_batchnorm
-from fastgan.engine.lazy_reg import LazyRegularizer, adam_settings, no_regularizer
-from fastgan.engine.stats import DeviceStats
-from fastgan.engine.step import Batch, GANStep, Net, d_objective, score_concat, score_separate
-from fastgan.engine.tricks import Targets
 from fastgan.errors import UsageError
 from fastgan.losses import get_loss, penalties, zero_centred_penalties
 from fastgan.models import build_models
+from fastgan.stats import DeviceStats
+from fastgan.train.ema import EMA, recalibrate_batchnorm
+from fastgan.train.lazy_reg import LazyRegularizer, adam_settings, no_regularizer
+from fastgan.train.step import Batch, GANStep, Net, d_objective, score_concat, score_separate
+from fastgan.train.tricks import Targets
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,7 +58,7 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # launched on a machine with no GPU each run alone (DistributedType.NO).
     cpu = cfg.train.cpu or not torch.cuda.is_available()
     # Every collective waits at most train.timeout_s for the other processes (a stalled peer
-    # would otherwise hang the job forever): fastgan.engine.peers reports which one timed out.
+    # would otherwise hang the job forever): fastgan.run.peers reports which one timed out.
     timeout = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=cfg.train.timeout_s))
     return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp, timeout])
 
@@ -105,7 +105,7 @@ def maybe_compile_function(fn: Callable[..., Any], cfg: Config) -> Callable[...,
 
 def make_optimizer(module: nn.Module, opt_cfg: Any, device: torch.device, reg_every: int = 1) -> torch.optim.Optimizer:
     # Fused Adam takes an inf check as a tensor (`found_inf`): a step on inf/NaN gradients is
-    # skipped on the device, in every precision, without a host sync (fastgan.engine.step.Net).
+    # skipped on the device, in every precision, without a host sync (fastgan.train.step.Net).
     if device.type not in ("cuda", "cpu"):
         raise UsageError(f"fastgan trains on CUDA GPUs or the CPU; this process got device {device} (set --set train.cpu=true)")
     lr, betas = adam_settings(opt_cfg, reg_every)
@@ -154,7 +154,7 @@ class Trainer:
         return self.step.G_ema
 
     def train_step(self, data: Iterator[Batch]) -> None:
-        """One GAN step (fastgan.engine.step.GANStep) from `data`, counting the images it used."""
+        """One GAN step (fastgan.train.step.GANStep) from `data`, counting the images it used."""
         self.cur_nimg = self.step(data, self.cur_nimg)
 
     def ready_G_ema(self) -> nn.Module:

@@ -29,7 +29,7 @@ import torch
 from fastgan.errors import StorageError, UsageError
 
 _NAME = re.compile(r"^nimg-(\d{9,})$")
-# A file in a checkpoint folder that in-training eval (fastgan.engine.eval_hook) put there:
+# A file in a checkpoint folder that in-training eval (fastgan.run.eval_hook) put there:
 # pruning keeps that checkpoint whatever its age.
 BEST_MARKER = "best"
 SUPERSEDED = "superseded"  # checkpoints newer than the one a run resumed from are moved here

@@ -3,8 +3,8 @@
 Between maintenance points the loop only calls the step and advances host-side counters; the
 device stats are read (one host sync) once per log interval. Three things end a run early, each
 with one line and its exit code (fastgan.errors): a signal (every process stops at the same
-step boundary and saves: fastgan.engine.stop), divergence (fastgan.engine.guard), and a stalled
-or dead peer (fastgan.engine.peers).
+step boundary and saves: fastgan.run.stop), divergence (fastgan.run.guard), and a stalled
+or dead peer (fastgan.run.peers).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from typing import NoReturn
 
 import torch
 
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine.build import Trainer
-from fastgan.engine.consistency import sync_from_main
-from fastgan.engine.guard import DivergenceGuard
-from fastgan.engine.peers import Stage
-from fastgan.engine.report import Reporter, failure_warnings
-from fastgan.engine.resume import restore, save_checkpoint, training_state
-from fastgan.engine.stop import StopSignals, signal_name
 from fastgan.errors import Diverged, Stopped
-from fastgan.samples import display_grid, diversity, fixed_latents, generate_uint8, save_png
+from fastgan.run import checkpoint as ckpt
+from fastgan.run.guard import DivergenceGuard
+from fastgan.run.peers import Stage
+from fastgan.run.reporter import Reporter, failure_warnings
+from fastgan.run.resume import restore, save_checkpoint, training_state
+from fastgan.run.stop import StopSignals, signal_name
+from fastgan.run.sync import sync_from_main
+from fastgan.sampling.grid import display_grid, diversity, fixed_latents, generate_uint8, save_png
+from fastgan.train.build import Trainer
 
 __all__ = ["crossed", "restore", "save_checkpoint", "train", "training_state"]
 COLLAPSE_RATIO = 0.3  # warn when sample diversity falls below this fraction of its best

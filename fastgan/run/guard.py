@@ -1,7 +1,7 @@
 """Divergence: the run-level policy on top of the step's skips.
 
 The step never applies an update with non-finite gradients; per phase it counts the steps it
-skipped and those whose loss itself was inf/NaN (fastgan.engine.step). Once per log interval,
+skipped and those whose loss itself was inf/NaN (fastgan.train.step). Once per log interval,
 from the values read there (the same host sync), the guard adds up the images of the bad steps:
 a non-finite loss, or non-finite gradients outside fp16 (under fp16 a skip is an overflow that
 the loss scale absorbs). An interval that ends with non-finite weights counts whole. A clean
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine.build import Trainer
 from fastgan.errors import Diverged
+from fastgan.run import checkpoint as ckpt
+from fastgan.train.build import Trainer
 
 WEIGHT_STATS = ("nonfinite_weights_G", "nonfinite_weights_D")
 HIGH_LR = 1e-2  # Adam learning rates above this are far outside what GANs train with

@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
-from fastgan.engine.stats import DeviceStats
 from fastgan.losses import Penalty, PenaltyInputs
+from fastgan.stats import DeviceStats
 
 if TYPE_CHECKING:
-    from fastgan.engine.step import Net
+    from fastgan.train.step import Net
 
 REG_STATS = ("penalty_reg", "gnorm_reg", "skipped_reg", "nonfinite_loss_reg")  # penalty before the x every scaling
 

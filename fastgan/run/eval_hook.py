@@ -18,14 +18,14 @@ import torch
 from accelerate import Accelerator
 
 from fastgan.config import Config
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine.build import Trainer
-from fastgan.engine.loop import crossed
-from fastgan.engine.report import Reporter
 from fastgan.metrics import compute_metrics
 from fastgan.metrics.cache import real_features
 from fastgan.metrics.evaluate import RealSet, eval_latents, feature_cache_dir, generated_features, metric_options, real_sets
 from fastgan.metrics.feature_net import FEATURE_NET_ID, FeatureCNN, load_feature_net
+from fastgan.run import checkpoint as ckpt
+from fastgan.run.reporter import Reporter
+from fastgan.train.build import Trainer
+from fastgan.train.loop import crossed
 
 # Metrics whose value says which checkpoint is best (lower is better); pr has two values and no
 # single direction, so an eval of pr alone records values but keeps no best checkpoint.

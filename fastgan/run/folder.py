@@ -219,7 +219,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-if __name__ == "__main__":  # `python -m fastgan.engine.run_folder DIR`: exit 2 while a trainer uses DIR (scripts/quickstart.sh)
+if __name__ == "__main__":  # `python -m fastgan.run.folder DIR`: exit 2 while a trainer uses DIR (scripts/quickstart.sh)
     import sys
 
     owner = live_owner(Path(sys.argv[1]))

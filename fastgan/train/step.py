@@ -2,7 +2,7 @@
 
 `GANStep.__call__` is the one step function: the training loop, `fastgan bench`, the
 benchmarks and the multi-process tests all call it, so every fix lands in one place. Every
-trick is chosen when the step is built (fastgan.engine.build): the step calls them
+trick is chosen when the step is built (fastgan.train.build): the step calls them
 unconditionally. G and D are the prepared (DDP-wrapped, maybe compiled) modules; the plain
 modules are kept for checkpoints and G_ema.
 
@@ -21,12 +21,12 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from fastgan.augment import Augment
-from fastgan.engine.ema import EMA
-from fastgan.engine.lazy_reg import RegBatch
-from fastgan.engine.stats import DeviceStats
-from fastgan.engine.tricks import Targets, add_instance_noise, instance_noise_std
 from fastgan.latents import draw_latents
 from fastgan.losses import GANLoss, Penalty, PenaltyInputs
+from fastgan.stats import DeviceStats
+from fastgan.train.ema import EMA
+from fastgan.train.lazy_reg import RegBatch
+from fastgan.train.tricks import Targets, add_instance_noise, instance_noise_std
 
 # What each phase adds to the device stats, in order (skipped: non-finite gradients, step not
 # taken; nonfinite_loss: the loss itself was inf/NaN, so not an fp16 overflow but divergence)
@@ -139,7 +139,7 @@ class GANStep:
     penalties: list[Penalty]  # added to every D step's loss
     needs_real_grad: bool  # R1 in every D step differentiates D(real) with respect to the real images
     needs_gen_grad: bool  # R2 in every D step: the same for the generated images
-    regularize: Callable[[int, RegBatch], None]  # lazy R1/R2 (fastgan.engine.lazy_reg), or a no-op
+    regularize: Callable[[int, RegBatch], None]  # lazy R1/R2 (fastgan.train.lazy_reg), or a no-op
     augment: Augment  # every image D sees, both phases (fastgan.augment), or the identity
     g_uses_real: bool  # the G loss is relativistic: D scores the last D phase's real batch again
     targets: Targets

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fastgan.config import Config
-from fastgan.timeline import TimelineWriter
+from fastgan.sampling.timeline import TimelineWriter
 
 # Keys shown in the log line and the progress bar, in order.
 SHOWN = ("loss_D", "loss_G", "D_real", "D_gen", "gnorm_D", "gnorm_G")

@@ -20,11 +20,11 @@ import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
 from fastgan.config import to_toml
-from fastgan.engine import checkpoint as ckpt
-from fastgan.engine.build import Trainer, lazy_reg_every
-from fastgan.engine.guard import DivergenceGuard
-from fastgan.engine.lazy_reg import adam_settings
 from fastgan.errors import StorageError, UsageError
+from fastgan.run import checkpoint as ckpt
+from fastgan.run.guard import DivergenceGuard
+from fastgan.train.build import Trainer, lazy_reg_every
+from fastgan.train.lazy_reg import adam_settings
 
 STATE_VERSION = 2  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG
 

@@ -1,1 +1,0 @@
-"""The training engine: the GAN step, the loop around it, and what they keep."""
