@@ -27,7 +27,8 @@ import torch
 
 from fastgan.commands.info import package_version
 from fastgan.config import DataConfig
-from fastgan.data.backends import StreamSpec, make_batches
+from fastgan.data.backends import make_batches
+from fastgan.data.contract import StreamSpec
 from fastgan.data.sources import Source, open_source
 
 

@@ -40,16 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tutorial_loop, besid
 
 from tutorial_loop import SEED_MODEL, TutorialDCGAN  # noqa: E402
 
-from fastgan.bench.peaks import cpu_info  # noqa: E402
 from fastgan.config import ModelConfig, load_config  # noqa: E402
 from fastgan.data.sources import open_source  # noqa: E402
+from fastgan.hardware import cpu_info  # noqa: E402
 from fastgan.metrics import compute_metrics  # noqa: E402
 from fastgan.metrics.cache import real_features  # noqa: E402
 from fastgan.metrics.evaluate import eval_latents, feature_cache_dir, real_sets  # noqa: E402
 from fastgan.metrics.feature_net import FEATURE_NET_ID, FeatureCNN, classify, extract_features, load_feature_net  # noqa: E402
 from fastgan.metrics.spectrum import nyquist_power  # noqa: E402
 from fastgan.sampling.grid import generate_uint8, save_png  # noqa: E402
-from fastgan.train.build import build_trainer, make_accelerator  # noqa: E402
+from fastgan.train.build import build_trainer  # noqa: E402
+from fastgan.train.setup import make_accelerator  # noqa: E402
 from fastgan.validate import validate  # noqa: E402
 
 METRICS = ("fd", "kid", "pr")

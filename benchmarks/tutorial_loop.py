@@ -184,7 +184,8 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DEBIAN, help="folder with Fashion-MNIST's four idx .gz files")
     args = p.parse_args()
     device = torch.device(args.device)
-    from fastgan.bench.peaks import cpu_info, device_name
+    from fastgan.bench.peaks import device_name
+    from fastgan.hardware import cpu_info
 
     rate, d_value, g_value = (time_mlp if args.model == "mlp" else time_dcgan)(args, device)
     result = {"loop": "tutorial", "model": args.model, "batch": args.batch, "steps": args.steps, "workers": args.workers,

@@ -98,7 +98,7 @@ def sample(
         raise UsageError(
             f"--n and --interpolate both set how many images; with --interpolate {interpolate} there are {interpolate} x --steps"
         )
-    from fastgan.commands.interpolation import run_interpolation
+    from fastgan.commands.sample import run_interpolation
 
     run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
 

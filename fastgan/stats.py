@@ -1,9 +1,9 @@
 """Training statistics kept on the device and read once per log interval.
 
-`add` takes one phase's values as one vector and accumulates sums and maxima with two kernels
-(no host sync, and two launches per phase instead of two or three per statistic). `read`
-stacks everything, reduces across processes, and copies to the host: that is the one sync per
-log interval.
+`add` takes one phase's values by name and accumulates sums and maxima with three kernels (a
+stack, a sum, a maximum: no host sync, and a handful of launches per phase instead of two or
+three per statistic). `read` stacks everything, reduces across processes, and copies to the
+host: that is the one sync per log interval.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ class DeviceStats:
         self.maxes: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}  # host ints: how many adds, known without a sync
 
-    def add(self, group: str, names: tuple[str, ...], values: torch.Tensor) -> None:
-        """Accumulate one phase's float vector `values` (one entry per name) under `group`."""
+    def add(self, group: str, **values: torch.Tensor) -> None:
+        """Accumulate one phase's 0-dim device tensors, by name, under `group`."""
+        names = tuple(values)
+        vector = torch.stack([v.detach().float() for v in values.values()])
         if group in self.sums:
             assert self.names[group] == names, f"stats group {group!r} changed its names"
-            self.sums[group] += values
-            torch.maximum(self.maxes[group], values, out=self.maxes[group])
+            self.sums[group] += vector
+            torch.maximum(self.maxes[group], vector, out=self.maxes[group])
         else:
             self.names[group] = names
-            self.sums[group], self.maxes[group] = values.detach().clone(), values.detach().clone()
+            self.sums[group], self.maxes[group] = vector, vector.clone()
         self.counts[group] = self.counts.get(group, 0) + 1
 
     def peek(self, name: str) -> torch.Tensor | None:

@@ -72,17 +72,16 @@ def validate(cfg: Config) -> None:
 
 
 def check_regularisation(cfg: Config) -> None:
-    """R1/R2 weights and their interval; compile is refused only where a penalty sits in the
-    compiled D phase (lazy R1/R2 run through the eager D)."""
-    from fastgan.losses import get_loss
+    """R1/R2 weights and their interval; compile is refused only where the regularisation plan puts
+    a penalty in the compiled D phase (lazy R1/R2 run through the eager D)."""
+    from fastgan.losses.plan import regularisation_plan
 
     lc = cfg.loss
     if lc.r1_gamma < 0 or lc.r2_gamma < 0:
         raise UsageError(f"loss.r1_gamma = {lc.r1_gamma}, loss.r2_gamma = {lc.r2_gamma}: must not be negative")
     if lc.reg_every < 1:
         raise UsageError(f"loss.reg_every = {lc.reg_every}: must be at least 1 (1 = in every D step; 16 = lazy, as StyleGAN2)")
-    in_step = lc.reg_every == 1 and (lc.r1_gamma > 0 or lc.r2_gamma > 0)
-    if cfg.train.compile != "off" and (in_step or get_loss(lc.name).gradient_penalty):
+    if cfg.train.compile != "off" and not regularisation_plan(lc).compile_ok:
         raise UsageError(
             "R1/R2 in every D step (loss.reg_every = 1) and wgan-gp need double backward in the D phase, which torch.compile "
             'does not support (pytorch/pytorch#91469); set loss.reg_every = 16 (lazy R1/R2 run eagerly) or train.compile = "off"'

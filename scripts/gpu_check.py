@@ -336,7 +336,7 @@ def environment() -> dict[str, Any]:
             env[pkg] = "not installed"
     try:
         sys.path.insert(0, str(REPO))
-        from fastgan.bench.peaks import cpu_info
+        from fastgan.hardware import cpu_info
 
         env["cpu"] = {k: v for k, v in cpu_info().items() if k != "flags"}
     except Exception as e:  # noqa: BLE001

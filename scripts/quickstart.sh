@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ -e runs/quickstart ]; then  # a previous quickstart is the user's: keep it, under a new name
-    .venv/bin/python -m fastgan.run.folder runs/quickstart || exit 2  # never move a run a trainer is using
+    .venv/bin/python -m fastgan.run.lock runs/quickstart || exit 2  # never move a run a trainer is using
     old="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
     mv runs/quickstart "$old" && echo "quickstart: the previous runs/quickstart is now $old"
 fi

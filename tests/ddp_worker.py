@@ -15,7 +15,8 @@ import torch
 def main() -> None:
     from fastgan.config import load_config
     from fastgan.data.sources import open_source
-    from fastgan.train.build import build_trainer, make_accelerator
+    from fastgan.train.build import build_trainer
+    from fastgan.train.setup import make_accelerator
 
     config, out, steps, *overrides = sys.argv[1:]
     cfg = load_config(Path(config), overrides)

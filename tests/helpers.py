@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from fastgan.cli import app
 from fastgan.config import load_config
 from fastgan.data.sources import open_source
-from fastgan.train.build import Trainer, build_trainer, make_accelerator
+from fastgan.train.build import Trainer, build_trainer
+from fastgan.train.setup import make_accelerator
 
 
 def make(config: Path, *overrides: str) -> Trainer:

@@ -12,9 +12,10 @@ from fastgan.augment.ops import OPS, color, cutout, translation
 from fastgan.config import AugmentConfig, load_config
 from fastgan.data.sources import open_source
 from fastgan.errors import UsageError
+from fastgan.run.resume import restore, save_checkpoint
 from fastgan.stats import DeviceStats
-from fastgan.train.build import Trainer, build_trainer, make_accelerator
-from fastgan.train.loop import restore, save_checkpoint
+from fastgan.train.build import Trainer, build_trainer
+from fastgan.train.setup import make_accelerator
 from fastgan.validate import validate
 
 ALL = "color,translation,cutout"
@@ -88,23 +89,28 @@ def adaptive(target: float, p: float = 0.5) -> AdaptiveAugment:
 
 
 def test_ada_raises_p_when_D_overfits_and_lowers_it_when_not() -> None:
-    """r = E[sign(D(real))]: near 1 means D is sure of every real image (overfitting) -> more augmentation."""
+    """r = E[sign(D(real))]: near 1 means D is sure of every real image (overfitting) -> more augmentation.
+    `observe` only sums; `adjust` (its all-reduce) moves p every ADJUST_EVERY D steps."""
     step = ADJUST_EVERY * 10 / 1000  # images since the last adjustment / speed_images
     sure = adaptive(0.6)
     for _ in range(ADJUST_EVERY):
         sure.observe(torch.full((10,), 3.0))  # r = 1 > 0.6
+        sure.adjust()  # what the step calls after each D phase
     assert sure.p.item() == pytest.approx(0.5 + step)
     unsure = adaptive(0.6)
     for _ in range(ADJUST_EVERY):
         unsure.observe(torch.tensor([1.0, -1.0] * 5))  # r = 0 < 0.6
+        unsure.adjust()  # what the step calls after each D phase
     assert unsure.p.item() == pytest.approx(0.5 - step)
     floor = adaptive(0.6, p=0.0)
     for _ in range(ADJUST_EVERY * 3):
         floor.observe(-torch.ones(10))
+        floor.adjust()  # what the step calls after each D phase
     assert floor.p.item() == 0.0  # clamped
     before = sure.p.item()
     for _ in range(ADJUST_EVERY - 1):
         sure.observe(torch.ones(10))
+        sure.adjust()  # what the step calls after each D phase
     assert sure.p.item() == before  # only every ADJUST_EVERY D steps
 
 
@@ -121,6 +127,9 @@ class Recorder:
 
     def observe(self, real_logits: torch.Tensor) -> None:
         self.inner.observe(real_logits)
+
+    def adjust(self) -> None:
+        self.inner.adjust()
 
 
 def test_every_image_D_sees_goes_through_the_same_augmentation(tiny_config: Path) -> None:

@@ -66,7 +66,8 @@ def test_rungs_are_time_boxed_and_a_hopeless_rung_stops_early(tiny_config: Path)
     from fastgan.bench.measure import measure
     from fastgan.config import load_config
     from fastgan.data.sources import open_source
-    from fastgan.train.build import build_trainer, make_accelerator
+    from fastgan.train.build import build_trainer
+    from fastgan.train.setup import make_accelerator
 
     cfg = load_config(tiny_config, [])
     acc = make_accelerator(cfg)
@@ -83,9 +84,9 @@ def test_mfu_divides_by_every_process_device_and_tf32_decides_the_fp32_peak(monk
 
     import fastgan.bench.peaks as peaks
     from fastgan.bench.measure import RungResult
-    from fastgan.commands.bench import mfu
+    from fastgan.bench.peaks import mfu
     from fastgan.config import load_config
-    from fastgan.train.build import set_tf32
+    from fastgan.train.setup import set_tf32
 
     cfg = load_config(None, ["train.batch_size=100"])
     monkeypatch.setattr(peaks, "peak_flops", lambda device, precision, tf32=True: 1e12)

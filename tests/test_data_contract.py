@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fastgan.config import DataConfig
-from fastgan.data.backends import BACKENDS, StreamSpec, make_batches
+from fastgan.data.backends import BACKENDS, make_batches
+from fastgan.data.contract import StreamSpec
 from fastgan.data.sources import ArraySource, open_source
 from fastgan.errors import UsageError
 

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from fastgan.cli import app
 from fastgan.config import DataConfig
-from fastgan.data.backends import StreamSpec, make_batches
+from fastgan.data.backends import make_batches
 from fastgan.data.check import image_problem
+from fastgan.data.contract import StreamSpec
 from fastgan.data.folder import FolderSource
 from fastgan.data.sources import ArraySource, open_source
 from fastgan.errors import UsageError

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastgan.losses import get_loss
+from fastgan.run.resume import restore, save_checkpoint
+from fastgan.train.build import Trainer
 from fastgan.train.ema import EMA
-from fastgan.train.loop import restore, save_checkpoint
-from fastgan.train.step import GANStep, d_objective
+from fastgan.train.step import d_objective
 
 from .helpers import make, steps
 
@@ -26,18 +28,20 @@ def opt_snapshot(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [t.clone() for s in opt.state.values() for t in s.values()]
 
 
-def inject_overflow(step: GANStep, net: str) -> Callable[[], None]:
+def inject_overflow(trainer: Trainer, net: str) -> Callable[[], None]:
     """Make one network's loss overflow to inf (so its scaled gradients do) through the objective
     the step calls; returns the undo."""
-    clean_d, clean_g = step.d_objective, step.g_objective
+    step = trainer.step
+    clean = step.objective
     if net == "D":
-        overflowed = dataclasses.replace(step.loss, d_loss=lambda *a: step.loss.d_loss(*a) * math.inf)
-        step.d_objective = d_objective(overflowed)
+        loss = get_loss(trainer.cfg.loss.name)
+        overflowed = dataclasses.replace(loss, d_loss=lambda *a: loss.d_loss(*a) * math.inf)
+        step.objective = dataclasses.replace(clean, d=d_objective(overflowed))
     else:
-        step.g_objective = lambda *args: clean_g(*args) * math.inf
+        step.objective = dataclasses.replace(clean, g=lambda *args: clean.g(*args) * math.inf)
 
     def undo() -> None:
-        step.d_objective, step.g_objective = clean_d, clean_g
+        step.objective = clean
 
     return undo
 
@@ -50,7 +54,7 @@ def test_fp16_overflow_in_D_skips_only_D(tiny_config: Path) -> None:
     D_before, optD_before = snapshot(trainer.D), opt_snapshot(s.D.opt)
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
     G_before = snapshot(trainer.G)
-    undo = inject_overflow(s, "D")
+    undo = inject_overflow(trainer, "D")
     real, labels = next(iter(trainer.data))
     s.d_phase(real, labels, 0.0)
     undo()
@@ -71,7 +75,7 @@ def test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config: Path) -> Non
     steps(trainer, 2)
     G_before, ema_before = snapshot(trainer.G), snapshot(trainer.G_ema)
     scale_D, scale_G = s.D.scaler.get_scale(), s.G.scaler.get_scale()
-    undo = inject_overflow(s, "G")
+    undo = inject_overflow(trainer, "G")
     s.g_phase(trainer.cur_nimg + 10_000)
     undo()
     assert all(torch.equal(v, G_before[k]) for k, v in snapshot(trainer.G).items())
@@ -159,13 +163,13 @@ def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastgan.bench import peaks
-    from fastgan.train.build import resolve_precision
+    from fastgan import hardware
+    from fastgan.hardware import resolve_precision
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_bf16"})
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_bf16"})
     assert resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(peaks, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
     assert resolve_precision("auto", cpu) == "no"
     assert resolve_precision("fp16", cpu) == "fp16"  # explicit choices stay
 

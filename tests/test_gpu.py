@@ -39,7 +39,8 @@ def record(**values: Any) -> None:
 def make(config: Path, *overrides: str) -> Any:
     from fastgan.config import load_config
     from fastgan.data.sources import open_source
-    from fastgan.train.build import build_trainer, make_accelerator
+    from fastgan.train.build import build_trainer
+    from fastgan.train.setup import make_accelerator
 
     cfg = load_config(config, list(overrides))
     return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))

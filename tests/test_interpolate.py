@@ -101,9 +101,9 @@ def test_truncation_one_changes_nothing_and_less_narrows(cli: CliRunner, tiny_ru
 
 
 def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
-    from fastgan.commands.interpolation import interpolation_images
-    from fastgan.commands.sample import load_generator
+    from fastgan.run.generator import load_generator
     from fastgan.sampling.grid import generate_uint8
+    from fastgan.sampling.interpolation import interpolation_images
 
     out = tmp_path / "cond"
     code, text = run(cli, "train", tiny_config, "--out", out, "--set", "model.conditional=true", "--set", "model.num_classes=4")

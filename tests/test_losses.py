@@ -7,7 +7,10 @@ import math
 import pytest
 import torch
 
-from fastgan.losses import LOSSES, PenaltyInputs, gradient_penalty, penalties, r1_penalty, r2_penalty
+from fastgan.config import AdamConfig, LossConfig
+from fastgan.losses import LOSSES
+from fastgan.losses.penalties import PenaltyInputs, gradient_penalty, r1_penalty, r2_penalty
+from fastgan.losses.plan import regularisation_plan
 from fastgan.train.tricks import Targets, instance_noise_std
 
 real = torch.tensor([2.0, -1.0])
@@ -92,7 +95,10 @@ def plain_input_grad(output_sum: torch.Tensor, inputs: torch.Tensor) -> torch.Te
 
 
 def penalty_inputs(D: torch.nn.Module, real: torch.Tensor, gen: torch.Tensor, labels: torch.Tensor) -> PenaltyInputs:
-    return PenaltyInputs(D, real, D(real, labels), gen, D(gen, labels), labels, labels, plain_input_grad)
+    return PenaltyInputs(
+        D=D, real=real, real_logits=D(real, labels), gen=gen, gen_logits=D(gen, labels),
+        real_labels=labels, gen_labels=labels, input_grad=plain_input_grad,
+    )  # fmt: skip
 
 
 def test_r1_and_gradient_penalty_closed_form() -> None:
@@ -130,10 +136,20 @@ def test_r1_and_r2_on_a_quadratic_D() -> None:
     assert r2_penalty(gamma=2.0)(inputs).item() == pytest.approx(1.0 * (36 + 0) / 2)
 
 
-def test_lazy_r1_r2_leave_the_per_step_list() -> None:
-    assert len(penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=1)) == 2  # in every D step
-    assert penalties("rpgan", 1.0, 10.0, r2_gamma=1.0, reg_every=16) == []  # lazy: fastgan.train.lazy_reg
-    assert len(penalties("wgan-gp", 1.0, 10.0, reg_every=16)) == 1  # WGAN-GP keeps its per-step penalty
+def test_the_regularisation_plan_decides_in_step_or_lazy_once() -> None:
+    every_step = regularisation_plan(LossConfig(name="rpgan", r1_gamma=1.0, r2_gamma=1.0, reg_every=1))
+    assert len(every_step.in_step) == 2 and not every_step.lazy and every_step.every == 1  # in every D step
+    assert every_step.needs_real_grad and every_step.needs_gen_grad and not every_step.compile_ok
+    lazy = regularisation_plan(LossConfig(name="rpgan", r1_gamma=1.0, r2_gamma=1.0, reg_every=16))
+    assert lazy.in_step == () and len(lazy.lazy) == 2 and lazy.every == 16  # lazy: fastgan.train.lazy_reg
+    assert not lazy.needs_real_grad and lazy.compile_ok
+    wgan = regularisation_plan(LossConfig(name="wgan-gp", r1_gamma=1.0, reg_every=16))
+    assert len(wgan.in_step) == 1 and len(wgan.lazy) == 1 and not wgan.compile_ok  # WGAN-GP keeps its per-step penalty
+    none = regularisation_plan(LossConfig(reg_every=16))  # no R1/R2: nothing is lazy, Adam is not adjusted
+    assert none.every == 1 and none.adam("D", AdamConfig(lr=1e-3)) == (1e-3, (0.5, 0.999))
+    assert lazy.adam("G", AdamConfig(lr=1e-3)) == (1e-3, (0.5, 0.999))  # G is never regularised lazily
+    lr, (b1, b2) = lazy.adam("D", AdamConfig(lr=1e-3, betas=(0.0, 0.99)))
+    assert lr == pytest.approx(1e-3 * 16 / 17) and b1 == 0.0 and b2 == pytest.approx(0.99 ** (16 / 17))
 
 
 def test_targets_smoothing_and_flips() -> None:

@@ -142,7 +142,7 @@ def test_tutorial_dcgan_training_step_flops(tmp_path: Path) -> None:
     from fastgan.bench.measure import flops_per_step
     from fastgan.config import load_config
     from fastgan.data.sources import open_source
-    from fastgan.train.build import make_accelerator
+    from fastgan.train.setup import make_accelerator
 
     np.save(tmp_path / "x.npy", np.zeros((64, 28, 28), dtype=np.uint8))
     cfg = load_config(REPO / "configs" / "mnist-dcgan.toml", [f"data.source=npy:{tmp_path / 'x.npy'}", "train.batch_size=32"])

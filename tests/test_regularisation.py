@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
+from fastgan.losses.plan import adam_for_lazy
 from fastgan.run.resume import restore, save_checkpoint
-from fastgan.train.lazy_reg import LazyRegularizer, adam_for_lazy
+from fastgan.train.lazy_reg import LazyRegularizer
 
 from .helpers import make, steps
 
@@ -48,7 +50,7 @@ def test_resume_keeps_the_lazy_adjustment(tiny_config: Path, tmp_path: Path) -> 
 def test_lazy_step_runs_every_r_D_steps_on_the_penalty_times_r(tiny_config: Path) -> None:
     trainer = make(tiny_config, *RPGAN, "loss.reg_every=4")
     reg = trainer.step.regularize
-    assert isinstance(reg, LazyRegularizer) and trainer.step.penalties == []  # R1/R2 left the main D loss
+    assert isinstance(reg, LazyRegularizer) and trainer.step.reg.in_step == ()  # R1/R2 left the main D loss
     seen: list[torch.Tensor] = []
     original = trainer.step.D.backward_step
 
@@ -93,8 +95,10 @@ def test_relativistic_G_phase_scores_the_D_phase_real_batch(tiny_config: Path) -
     s.d_phase(real_img, real_labels, 0.0)
     assert s.last_real is not None and s.last_real[0] is real_img  # no new batch: images seen do not change
     got: list[tuple[torch.Tensor, torch.Tensor]] = []
-    g_loss = trainer.step.loss.g_loss
-    s.g_objective = lambda gen_logits, real_logits: (got.append((gen_logits, real_logits)), g_loss(gen_logits, real_logits))[1]
+    g_loss = s.objective.g
+    s.objective = dataclasses.replace(
+        s.objective, g=lambda gen_logits, real_logits: (got.append((gen_logits, real_logits)), g_loss(gen_logits, real_logits))[1]
+    )
     s.g_phase(trainer.cur_nimg)
     with torch.no_grad():
         expected = trainer.D(real_img.float() / 127.5 - 1, real_labels)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fastgan.cli import app
 from fastgan.run import folder as rf
+from fastgan.run.lock import LOCK, STALE_S
 
 
 def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
@@ -52,7 +53,7 @@ def test_bad_out_paths_are_one_line(cli: CliRunner, tiny_config: Path, tmp_path:
 
 
 def held_lock(run_dir: Path, pid: int, host: str | None = None, age_s: float = 0.0, job: str = "") -> None:
-    lock = run_dir / rf.LOCK
+    lock = run_dir / LOCK
     lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "slurm_job": job}))
     if age_s:
         os.utime(lock, (time.time() - age_s, time.time() - age_s))
@@ -61,7 +62,7 @@ def held_lock(run_dir: Path, pid: int, host: str | None = None, age_s: float = 0
 def test_one_trainer_per_run_folder(cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
     assert run(cli, "train", tiny_config, "--out", out)[0] == 0
-    assert not (out / rf.LOCK).exists()  # released at the end
+    assert not (out / LOCK).exists()  # released at the end
     longer = ["--set", "train.total_images=192"]
 
     other = subprocess.Popen(["sleep", "60"])  # a live process on this host holds it
@@ -79,7 +80,7 @@ def test_one_trainer_per_run_folder(cli: CliRunner, tiny_config: Path, tmp_path:
     code, text = run(cli, "train", "--resume", out, *longer)
     assert code == 0 and "took over the lock" in text and "its process is gone" in text, text
 
-    held_lock(out, 12345, host="another-host", age_s=rf.STALE_S + 60)  # not refreshed: stale
+    held_lock(out, 12345, host="another-host", age_s=STALE_S + 60)  # not refreshed: stale
     code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=256")
     assert code == 0 and "not refreshed" in text, text
 
@@ -94,12 +95,12 @@ def test_live_owner_names_a_trainer_using_the_folder(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from fastgan.run.folder import acquire_lock, live_owner
+    from fastgan.run.lock import acquire_lock, live_owner
 
     assert live_owner(tmp_path) is None
     lock, _ = acquire_lock(tmp_path)
     try:
-        check = subprocess.run([sys.executable, "-m", "fastgan.run.folder", str(tmp_path)], capture_output=True, text=True)
+        check = subprocess.run([sys.executable, "-m", "fastgan.run.lock", str(tmp_path)], capture_output=True, text=True)
         assert check.returncode == 1 and "is training there" in check.stderr
     finally:
         lock.release()

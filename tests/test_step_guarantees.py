@@ -14,9 +14,11 @@ from torch import nn
 
 from fastgan.config import load_config
 from fastgan.data.sources import open_source
-from fastgan.losses import PenaltyInputs, r1_penalty
-from fastgan.train.build import Trainer, build_trainer, make_accelerator
+from fastgan.losses import get_loss
+from fastgan.losses.penalties import PenaltyInputs, r1_penalty
+from fastgan.train.build import Trainer, build_trainer
 from fastgan.train.ema import EMA
+from fastgan.train.setup import make_accelerator
 from fastgan.train.step import Batch, Net, d_objective
 
 
@@ -52,7 +54,8 @@ def test_a_non_finite_D_step_is_skipped_outside_fp16(tiny_config: Path, precisio
     trainer, data = warmed(tiny_config, precision)
     s = trainer.step
     D_before, adam_before = params(trainer.D), adam_state(s.D.opt)
-    s.d_objective = d_objective(dataclasses.replace(s.loss, d_loss=lambda *a: s.loss.d_loss(*a) * math.nan))
+    loss = get_loss(trainer.cfg.loss.name)
+    s.objective = dataclasses.replace(s.objective, d=d_objective(dataclasses.replace(loss, d_loss=lambda *a: loss.d_loss(*a) * math.nan)))
     real, labels = next(data)
     s.d_phase(real, labels, 0.0)
     assert same(params(trainer.D), D_before), "D moved on NaN gradients"
@@ -66,7 +69,8 @@ def test_a_non_finite_G_step_moves_neither_G_nor_G_ema(tiny_config: Path, precis
     trainer, _ = warmed(tiny_config, precision)
     s = trainer.step
     G_before, ema_before = params(trainer.G), params(trainer.G_ema)
-    s.g_objective = lambda *logits: s.loss.g_loss(*logits) * math.inf
+    g_loss = s.objective.g
+    s.objective = dataclasses.replace(s.objective, g=lambda *logits: g_loss(*logits) * math.inf)
     s.g_phase(trainer.cur_nimg + 10_000)
     assert same(params(trainer.G), G_before) and same(params(trainer.G_ema), ema_before)
     stats = s.stats.read(lambda x: x, lambda x: x)
@@ -112,7 +116,9 @@ def r1_value(precision: str, device: str = "cpu") -> float:
     labels = torch.zeros(8, dtype=torch.long, device=device)
     with torch.autocast(device, dtype=torch.float16, enabled=precision == "fp16"):
         logits = D(x, labels)
-        inputs = PenaltyInputs(D, x, logits, x, logits, labels, labels, net.input_grad)
+        inputs = PenaltyInputs(
+            D=D, real=x, real_logits=logits, gen=x, gen_logits=logits, real_labels=labels, gen_labels=labels, input_grad=net.input_grad
+        )
         return float(r1_penalty(gamma=1e10)(inputs).detach())
 
 
@@ -130,14 +136,14 @@ def test_G_ema_gets_batchnorm_statistics_of_its_own_weights(tiny_config: Path) -
     bn_G = next(m for m in trainer.G.modules() if isinstance(m, nn.BatchNorm2d))
     bn_ema = next(m for m in trainer.G_ema.modules() if isinstance(m, nn.BatchNorm2d))
     rng_before = torch.get_rng_state()
-    latent_before = trainer.step.latent_gen.get_state()
+    latent_before = trainer.step.latents.generator.get_state()
     trainer.ready_G_ema()
     first = bn_ema.running_mean.clone(), bn_ema.running_var.clone()
     assert not torch.allclose(first[0], bn_G.running_mean), "G_ema still carries G's statistics"
     trainer.ready_G_ema()  # seeded by images seen: the same statistics again (to rounding: cuDNN is not bitwise repeatable)
     torch.testing.assert_close(bn_ema.running_mean, first[0], rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(bn_ema.running_var, first[1], rtol=1e-4, atol=1e-6)
-    assert torch.equal(torch.get_rng_state(), rng_before) and torch.equal(trainer.step.latent_gen.get_state(), latent_before)
+    assert torch.equal(torch.get_rng_state(), rng_before) and torch.equal(trainer.step.latents.generator.get_state(), latent_before)
     assert not trainer.G_ema.training and bn_ema.momentum == bn_G.momentum
 
 
@@ -147,6 +153,7 @@ def test_fused_adam_skip_keeps_step_counts(tiny_config: Path) -> None:
     data = iter(trainer.data)
     trainer.train_step(data)
     steps_before = [s["step"].clone() for s in trainer.step.G.opt.state.values()]
-    trainer.step.g_objective = lambda *logits: trainer.step.loss.g_loss(*logits) * math.nan
+    g_loss = trainer.step.objective.g
+    trainer.step.objective = dataclasses.replace(trainer.step.objective, g=lambda *logits: g_loss(*logits) * math.nan)
     trainer.step.g_phase(trainer.cur_nimg)
     assert all(torch.equal(s["step"], b) for s, b in zip(trainer.step.G.opt.state.values(), steps_before, strict=True))

@@ -5,9 +5,11 @@
   tensor), the same object for real and generated images in both phases, so they always get
   the same policy and the same p (Zhao et al. 2020, arXiv:2006.10738).
 - `AdaptiveAugment`: DiffAugment whose p follows ADA's rule (Karras et al. 2020,
-  arXiv:2006.06676): r = E[sign(D(real))] is accumulated on the device from every D phase;
-  every `ADJUST_EVERY` D steps p moves by sign(r - target) x images since the last adjustment /
-  augment.speed_images, clamped to [0, 1]. All on the device: no host sync.
+  arXiv:2006.06676): `observe` sums sign(D(real)) on the device in every D phase; `adjust`,
+  which the step calls after each D phase, moves p every `ADJUST_EVERY` D steps by
+  sign(r - target) x images since the last adjustment / augment.speed_images, clamped to [0, 1],
+  with r = E[sign(D(real))] summed over every process (an all-reduce of one number, on the
+  device: no host sync).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from fastgan.errors import UsageError
 from fastgan.stats import DeviceStats
 
 ADJUST_EVERY = 4  # D steps between ADA adjustments (StyleGAN2-ADA's ada_interval)
-AUG_STATS = ("augment_p", "augment_rt")  # p, and this step's E[sign(D(real))]
 
 
 def parse_policy(policy: str) -> list[str]:
@@ -42,6 +43,9 @@ class NoAugment:
 
     def observe(self, real_logits: Tensor) -> None:
         """ADA's signal; nothing to do without ADA."""
+
+    def adjust(self) -> None:
+        """ADA's move of p; nothing to do without ADA."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -93,12 +97,16 @@ class AdaptiveAugment(DiffAugment):
         self.steps = 0  # host counter of D steps since the last adjustment
 
     def observe(self, real_logits: Tensor) -> None:
+        """Add this D phase's sign(D(real)) to the running sum (device side, no communication)."""
         sign = real_logits.detach().float().sign()
         self.sign_sum += sign.sum()
-        self.stats.add("aug", AUG_STATS, torch.stack([self.p, sign.mean()]))
+        self.stats.add("aug", augment_p=self.p, augment_rt=sign.mean())  # p, and this step's E[sign(D(real))]
         self.steps += 1
+
+    def adjust(self) -> None:
+        """Every ADJUST_EVERY D steps: all-reduce the sum over processes and move p."""
         if self.steps == ADJUST_EVERY:  # a host counter, not a device value
-            r = self.reduce_sum(self.sign_sum) / self.images_per_adjustment
+            r = self.reduce_sum(self.sign_sum) / self.images_per_adjustment  # all-reduce: the only collective here
             self.p.copy_((self.p + torch.sign(r - self.target) * self.step_size).clamp_(0.0, 1.0))
             self.sign_sum.zero_()
             self.steps = 0
@@ -113,7 +121,7 @@ class AdaptiveAugment(DiffAugment):
             self.steps = int(state["steps"])
 
 
-Augment = NoAugment  # the interface: __call__, observe, state_dict, load_state_dict
+Augment = NoAugment  # the interface: __call__, observe, adjust, state_dict, load_state_dict
 
 
 def build_augment(

@@ -1,4 +1,4 @@
-"""Dense peak FLOP/s of known devices, for MFU, and what the host is. Unknown devices (CPUs) get no MFU.
+"""Dense peak FLOP/s of known devices, for MFU, and the name a result gives the device. Unknown devices (CPUs) get no MFU.
 
 The bf16/fp16 entries for Hopper are the ~790 TFLOP/s measured on an 8192^3 bf16 matmul in
 this workplace (the data sheet says 989); TF32 keeps the data sheet's ratio (half of bf16).
@@ -8,7 +8,11 @@ applies is decided by `train.tf32`, which fastgan sets for matmuls and convoluti
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+from fastgan.hardware import cpu_info
 
 # (substring of the CUDA device name, math) -> dense FLOP/s
 PEAKS: dict[tuple[str, str], float] = {
@@ -54,19 +58,10 @@ def device_name(device: torch.device) -> str:
     return f"CPU {cpu_info()['model'] or platform.processor()} x{torch.get_num_threads()} threads"
 
 
-def cpu_info() -> dict[str, str]:
-    """The CPU's model and its flags as /proc/cpuinfo (= lscpu) reports them: bf16 speed depends on
-    `avx512_bf16` / `amx_bf16`, so every benchmark result records them."""
-    model, flags = "", ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and not model:
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = value.strip()
-    except OSError:
-        pass
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags.split()]
-    return {"model": model, "bf16_units": ",".join(bf16) or "none (bf16/fp16 emulated)", "flags": flags}
+def mfu(flops: int, result: Any, cfg: Any, device: Any, processes: int) -> float | None:
+    """Achieved FLOP/s of all processes over the peak of all their devices."""
+    peak = peak_flops(device, cfg.train.precision, cfg.train.tf32)
+    if not peak or not result.images_per_s:
+        return None
+    steps_per_s = result.images_per_s / (cfg.train.batch_size * cfg.tricks.d_steps)
+    return flops * steps_per_s / (peak * processes)

@@ -1,8 +1,9 @@
 """`fastgan eval`: FD, KID and precision/recall of a run's EMA generator against a real split,
 beside the reference floor (the same metrics for real training images against that split).
 
-Everything runs offline with the shipped Fashion-MNIST feature net (`fastgan.metrics.feature_net`).
-Real features are cached under `fastgan.metrics.evaluate.feature_cache_dir()`; generated ones never are.
+Everything runs offline with the shipped Fashion-MNIST feature net (`fastgan.metrics.feature_net`);
+the evaluation itself is fastgan.metrics.evaluate.evaluate_generator. This command writes eval.json
+and prints the table.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fastgan.commands.sample import load_generator
 from fastgan.errors import UsageError
-from fastgan.sampling.walks import check_truncation, truncate
+from fastgan.sampling.walks import check_truncation
 
 # Which way is better, for the table.
 DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}
@@ -44,30 +44,6 @@ def parse_metrics(text: str) -> list[str]:
         raise UsageError(f"--metrics {text}: {e}") from None
 
 
-def run_folder(path: Path) -> Path:
-    """The run folder of a run folder, a checkpoint folder (RUN/checkpoints/nimg-...) or RUN/generator.safetensors."""
-    if path.is_file():
-        return path.parent
-    if path.resolve().parent.name == "checkpoints":
-        return path.resolve().parent.parent
-    return path
-
-
-def load_features(features: str, weights: Path | None, weights_sha256: str | None, device: torch.device) -> tuple[Any, str]:
-    """The feature net and its id: the shipped Fashion-MNIST CNN, or the Inception detector from `weights`."""
-    if features != "inception" and (weights is not None or weights_sha256 is not None):
-        raise UsageError("--weights and --weights-sha256 are for --features inception; add it, or drop them")
-    if features == "inception":
-        from fastgan.metrics.inception import load_inception
-
-        if weights is None:
-            raise UsageError("--features inception needs --weights PATH to inception-2015-12-05.pt (see docs/metrics.md)")
-        return load_inception(weights, device, weights_sha256)
-    from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
-
-    return load_feature_net(device), FEATURE_NET_ID
-
-
 def run_eval(
     path: Path,
     metrics: str,
@@ -81,51 +57,17 @@ def run_eval(
 ) -> dict[str, Any]:
     names = parse_metrics(metrics)  # before any slow work
     check_truncation(truncation)
-    from fastgan.metrics import compute_metrics
-    from fastgan.metrics.cache import real_features
-    from fastgan.metrics.evaluate import (
-        eval_latents,
-        feature_cache_dir,
-        fits_feature_net,
-        generated_features,
-        has_splits,
-        metric_options,
-        real_sets,
-    )
+    from fastgan.metrics.evaluate import evaluate_generator, fits_feature_net, load_features
+    from fastgan.run.generator import load_generator, run_folder_of
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net, net_id = load_features(features, weights, weights_sha256, device)  # a bad --weights fails before the real sets load
     cfg, G, where = load_generator(path)
-    ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
-    assert floor is not None
-    if ref.split.endswith("-a"):  # one set split in two: say which, since the model trained on it
-        what = f"the {split} split" if has_splits(cfg.data) else f"its images ({ref.source} has no train/test splits)"
-        print(f"fastgan: the reference and the floor are disjoint halves of {what}, {len(ref.images):,} images each", file=sys.stderr)
-
-    cache_dir = feature_cache_dir()
-    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id)
-    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id)
-    z, labels = eval_latents(n, cfg.model, seed, device)
-    gen_features = generated_features(G.to(device), net, truncate(z, truncation), labels)
-    options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
-    scores = compute_metrics(names, ref_features, gen_features, options)
-    floor_scores = compute_metrics(names, ref_features, floor_features, options)
-
-    result: dict[str, Any] = {
-        "metrics": scores,
-        "floor": floor_scores,
-        "n": n,
-        "split": split,
-        "reference": ref.describe(),
-        "floor_set": floor.describe(),
-        "feature_net": net_id,
-        "checkpoint": str(Path(where).resolve()),
-        "seed": seed,
-        "truncation": truncation,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+    result = evaluate_generator(G.to(device), cfg, names, n=n, split=split, seed=seed, truncation=truncation, net=net, net_id=net_id)
+    result["checkpoint"] = str(Path(where).resolve())
+    result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
-    out = run_folder(path) / ("eval.json" if truncation == 1.0 else f"eval-truncation-{truncation:g}.json")
+    out = run_folder_of(path) / ("eval.json" if truncation == 1.0 else f"eval-truncation-{truncation:g}.json")
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)  # atomic: a reader never sees half a file

@@ -1,51 +1,14 @@
-"""The data contract and the registry of backends that honour it.
-
-Every backend yields, endlessly, `(images, labels)` on the training device: images uint8
-[B, C, H, W] with B the per-process batch, labels int64 [B]. Normalisation to [-1, 1] happens
-in the step, on the device. `tests/test_data_contract.py` holds every backend to this.
-A backend is a class taking `(source, spec)` plus a line in `BACKENDS`.
-"""
+"""The registry of data backends: each turns a source into the data contract
+(fastgan.data.contract). A backend is a class taking `(source, spec)` plus a line in `BACKENDS`;
+each is imported only when chosen (DALI is optional)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
 
-import torch
-
+from fastgan.data.contract import Batches, StreamSpec
 from fastgan.data.sources import Source
 from fastgan.errors import UsageError
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    batch_size: int  # per process
-    rank: int
-    world: int
-    seed: int
-    device: torch.device
-    hflip: bool = False
-    num_workers: int = 2
-
-
-class Batches(Protocol):
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip each image left-right with probability 1/2, on the images' device, no host sync."""
-    flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
-
-
-def flip_reseed(spec: StreamSpec, batches_taken: int) -> int:
-    """A flip seed from (seed, rank, position), for a resume that cannot restore the flip generator's state."""
-    return ((spec.seed * 7919 + spec.rank) * 1_000_003 + batches_taken) % 2**62
 
 
 def _tensor_backend(source: Source, spec: StreamSpec) -> Batches:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastgan.data.backends import StreamSpec
+from fastgan.data.contract import Batch, BatchStream, StreamSpec
 from fastgan.data.folder import FolderSource
 from fastgan.data.sampler import ShardedOrder
 from fastgan.data.sources import Source
@@ -83,7 +83,9 @@ class _FlipFlags:
         return rng.integers(0, 2, size=self.batch_size, dtype=np.int32)
 
 
-class DaliBatches:
+class DaliBatches(BatchStream):
+    """Flips come from DALI's own graph (`_FlipFlags`), not the base's generator; the state is DALI's checkpoint."""
+
     def __init__(self, source: Source, spec: StreamSpec) -> None:
         if not dali_available():
             raise UsageError(f"data.backend = 'dali' needs NVIDIA DALI: {PIP_LINE}; or use data.backend = 'tensor' or 'torchvision'")
@@ -94,11 +96,11 @@ class DaliBatches:
                     f"data.source = {source.name!r}: DALI cannot decode {len(odd)} GIF file(s), e.g. {odd[0]}; "
                     "convert them to PNG, make an array with `fastgan data prepare`, or use data.backend = 'torchvision'"
                 )
-        self.source, self.spec = source, spec
+        super().__init__(spec)
+        self.source = source
         self.on_gpu = spec.device.type == "cuda"
         if not self.on_gpu and spec.rank == 0:
             _note_cpu_fallback()
-        self.taken = 0  # batches yielded, for the record and for resuming from another backend's state
         self._checkpoint: bytes | None = None  # restore point for the next pipeline built
         self._offset = 0  # iterations to skip when resuming without a DALI checkpoint (arrays only)
         self._iterator: Any = None
@@ -115,16 +117,14 @@ class DaliBatches:
             batch_size=spec.batch_size,
             num_threads=max(1, spec.num_workers),  # data.num_workers: DALI's CPU threads per process
             device_id=device_id,
-            seed=spec.seed * 7919 + spec.rank,  # per-process random operators, as the other backends' flip generators
+            seed=spec.process_seed,  # per-process random operators, as the other backends' flip generators
             enable_checkpointing=True,
             checkpoint=self._checkpoint,
         )
         flags = None
         with pipe:
             if spec.hflip:
-                flags = fn.external_source(
-                    source=_FlipFlags(spec.seed * 7919 + spec.rank, spec.batch_size, self._offset), batch=True, batch_info=True
-                )
+                flags = fn.external_source(source=_FlipFlags(spec.process_seed, spec.batch_size, self._offset), batch=True, batch_info=True)
             if isinstance(self.source, FolderSource):
                 images, labels = self._folder_graph(fn, types, flags)
             else:
@@ -202,7 +202,7 @@ class DaliBatches:
 
     # ------------------------------------------------------------------------ the contract
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         iterator = self._start()
         while True:  # each loop is one pass of this process's shard; auto_reset begins the next
             for (batch,) in iterator:

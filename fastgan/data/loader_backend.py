@@ -7,12 +7,11 @@ device without blocking. The sampler is the same sharded order the tensor backen
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fastgan.data.backends import StreamSpec, flip_reseed, random_hflip
+from fastgan.data.contract import Batch, BatchStream, StreamSpec
 from fastgan.data.sampler import ShardedOrder
 from fastgan.data.sources import Source
 
@@ -40,14 +39,12 @@ class _IndexBatches:
             yield idx.tolist()
 
 
-class LoaderBatches:
+class LoaderBatches(BatchStream):
     def __init__(self, source: Source, spec: StreamSpec) -> None:
+        super().__init__(spec)
         self.source = source
-        self.spec = spec
-        self.taken = 0
-        self.flip_gen = torch.Generator(device=spec.device).manual_seed(spec.seed * 7919 + spec.rank)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         spec = self.spec
         order = ShardedOrder(len(self.source), spec.batch_size, spec.rank, spec.world, spec.seed)
         order.seek(self.taken)  # the loader prefetches ahead: position counts what we yielded
@@ -60,18 +57,4 @@ class LoaderBatches:
             prefetch_factor=4 if spec.num_workers > 0 else None,
         )
         for images, labels in loader:
-            self.taken += 1
-            images = images.to(spec.device, non_blocking=True)
-            if spec.hflip:
-                images = random_hflip(images, self.flip_gen)
-            yield images, labels.to(spec.device, non_blocking=True)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches_taken": self.taken, "flip_rng": self.flip_gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.taken = int(state["batches_taken"])
-        if "flip_rng" in state:
-            self.flip_gen.set_state(state["flip_rng"])
-        else:  # saved by another backend or on another device type: a stream of this process's own
-            self.flip_gen.manual_seed(flip_reseed(self.spec, self.taken))
+            yield self.taken_batch(images.to(spec.device, non_blocking=True), labels.to(spec.device, non_blocking=True))

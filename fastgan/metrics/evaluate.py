@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastgan.config import DataConfig, ModelConfig
+from fastgan.config import Config, DataConfig, ModelConfig
 from fastgan.data.sources import open_source
+from fastgan.errors import UsageError
 from fastgan.latents import draw_latents
+from fastgan.metrics import compute_metrics
+from fastgan.metrics.cache import real_features
 from fastgan.metrics.feature_net import Embedder, extract_features
 from fastgan.sampling.grid import generate_uint8
+from fastgan.sampling.walks import truncate
 
 # Sources with separate train and test splits; the others (npy:, folder:) ignore data.split.
 SPLIT_SOURCES = ("mnist", "fashion-mnist", "cifar10")
@@ -113,3 +118,49 @@ def metric_options(num_smallest: int) -> dict[str, dict[str, Any]]:
 def fits_feature_net(model: ModelConfig) -> bool:
     """True for the 28x28 grey images the feature net was trained on; others are converted."""
     return model.channels == 1 and model.resolution == 28
+
+
+def load_features(features: str, weights: Path | None, weights_sha256: str | None, device: torch.device) -> tuple[Any, str]:
+    """The feature net and its id: the shipped Fashion-MNIST CNN, or the Inception detector from `weights`."""
+    if features != "inception" and (weights is not None or weights_sha256 is not None):
+        raise UsageError("--weights and --weights-sha256 are for --features inception; add it, or drop them")
+    if features == "inception":
+        from fastgan.metrics.inception import load_inception
+
+        if weights is None:
+            raise UsageError("--features inception needs --weights PATH to inception-2015-12-05.pt (see docs/metrics.md)")
+        return load_inception(weights, device, weights_sha256)
+    from fastgan.metrics.feature_net import FEATURE_NET_ID, load_feature_net
+
+    return load_feature_net(device), FEATURE_NET_ID
+
+
+def evaluate_generator(
+    G: nn.Module, cfg: Config, names: list[str], *, n: int, split: str, seed: int, truncation: float, net: Any, net_id: str
+) -> dict[str, Any]:
+    """`fastgan eval`'s scores: `n` samples of G (on its device) against the real `split`, beside
+    the floor (real training images against the same split), with what was compared."""
+    device = next(G.parameters()).device
+    ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
+    assert floor is not None
+    if ref.split.endswith("-a"):  # one set split in two: say which, since the model trained on it
+        what = f"the {split} split" if has_splits(cfg.data) else f"its images ({ref.source} has no train/test splits)"
+        print(f"fastgan: the reference and the floor are disjoint halves of {what}, {len(ref.images):,} images each", file=sys.stderr)
+
+    cache_dir = feature_cache_dir()
+    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id)
+    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id)
+    z, labels = eval_latents(n, cfg.model, seed, device)
+    gen_features = generated_features(G, net, truncate(z, truncation), labels)
+    options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
+    return {
+        "metrics": compute_metrics(names, ref_features, gen_features, options),
+        "floor": compute_metrics(names, ref_features, floor_features, options),
+        "n": n,
+        "split": split,
+        "reference": ref.describe(),
+        "floor_set": floor.describe(),
+        "feature_net": net_id,
+        "seed": seed,
+        "truncation": truncation,
+    }

@@ -34,8 +34,11 @@ LATENT_SEED_OFFSET = 1_000_003  # eval latents differ from the sample grid's (se
 
 
 class EvalHook:
-    """Called as hook(trainer, before, run_dir, reporter) after every step; acts when
-    `train.eval_every` images are crossed, and at the end of the run."""
+    """A task of the loop (fastgan.train.loop): due when `train.eval_every` images are crossed,
+    and at the end of the run. Built before the run folder exists (so a missing test split is a
+    usage error that leaves nothing behind), then attached to the run's folder and reporter."""
+
+    stage = "in-training eval (the main process evaluates while the others wait)"
 
     def __init__(self, cfg: Config, accelerator: Accelerator) -> None:
         t = cfg.train
@@ -51,18 +54,27 @@ class EvalHook:
         self.latents: tuple[torch.Tensor, torch.Tensor] | None = None
         self.best: dict[str, Any] | None = None
         self.best_loaded = False
+        self.run_dir: Path | None = None
+        self.reporter: Reporter | None = None
 
-    def __call__(self, trainer: Trainer, before: int, run_dir: Path, reporter: Reporter) -> None:
-        t = trainer.cfg.train
-        if not (crossed(before, trainer.cur_nimg, t.eval_every) or trainer.cur_nimg >= t.total_images):
-            return
+    def attach(self, run_dir: Path, reporter: Reporter) -> EvalHook:
+        self.run_dir, self.reporter = run_dir, reporter
+        return self
+
+    def due(self, before: int, after: int, final: bool) -> bool:
+        return crossed(before, after, self.cfg.train.eval_every) or final
+
+    def __call__(self, trainer: Trainer, final: bool) -> None:
+        assert self.run_dir is not None and self.reporter is not None, "attach the hook to the run first"
         acc = trainer.accelerator
         if acc.is_main_process:
             values = self.evaluate(trainer)
-            reporter.metrics(trainer.cur_nimg, values)
-            is_best = self.update_best(run_dir, trainer.cur_nimg, values)
+            self.reporter.metrics(trainer.cur_nimg, values)
+            is_best = self.update_best(self.run_dir, trainer.cur_nimg, values)
             shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-            reporter.console.print(f"[dim]{trainer.cur_nimg:>10,} img[/dim]  eval  {shown}{'  (best)' if is_best else ''}", highlight=False)
+            self.reporter.console.print(
+                f"[dim]{trainer.cur_nimg:>10,} img[/dim]  eval  {shown}{'  (best)' if is_best else ''}", highlight=False
+            )
         acc.wait_for_everyone()
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:

@@ -25,7 +25,6 @@ from fastgan.errors import Diverged
 from fastgan.run import checkpoint as ckpt
 from fastgan.train.build import Trainer
 
-WEIGHT_STATS = ("nonfinite_weights_G", "nonfinite_weights_D")
 HIGH_LR = 1e-2  # Adam learning rates above this are far outside what GANs train with
 
 
@@ -44,7 +43,8 @@ class DivergenceGuard:
         The max-abs norm never overflows on large finite weights, and is NaN when any weight is."""
         inf = float("inf")
         norms = [torch.nn.utils.get_total_norm(list(net.parameters()), inf) for net in (self.trainer.G, self.trainer.D)]
-        self.trainer.step.stats.add("W", WEIGHT_STATS, torch.stack(norms).isfinite().logical_not().float())
+        flags = torch.stack(norms).isfinite().logical_not()
+        self.trainer.step.stats.add("W", nonfinite_weights_G=flags[0], nonfinite_weights_D=flags[1])
 
     def pending_bad_steps(self) -> torch.Tensor:
         """Bad steps since the last read, as a device scalar (no sync)."""

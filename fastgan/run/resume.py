@@ -21,10 +21,10 @@ from accelerate.utils import broadcast_object_list, gather_object
 
 from fastgan.config import to_toml
 from fastgan.errors import StorageError, UsageError
+from fastgan.losses.plan import regularisation_plan
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.guard import DivergenceGuard
-from fastgan.train.build import Trainer, lazy_reg_every
-from fastgan.train.lazy_reg import adam_settings
+from fastgan.train.build import Trainer
 
 STATE_VERSION = 2  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG
 
@@ -43,7 +43,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "scaler_G": s.G.scaler.state_dict(),
         "scaler_D": s.D.scaler.state_dict(),
         "data": trainer.data.state_dict(),  # the main process's; older fastgan restored it on every process
-        "latent_gen": s.latent_gen.get_state(),
+        "latent_gen": s.latents.generator.get_state(),
         "augment": s.augment.state_dict(),  # ADA's p (empty without augmentation)
     }
 
@@ -108,9 +108,9 @@ def save_checkpoint(trainer: Trainer, run_dir: Path, guard: DivergenceGuard | No
 def apply_optim_settings(trainer: Trainer) -> None:
     """The config's optimizer settings over those a loaded optimizer state brought back, so that
     `--set optim.G.lr=...` on resume means what it says (D's adjusted for lazy R1/R2, as built)."""
-    every = {"G": 1, "D": lazy_reg_every(trainer.cfg)}
+    plan = regularisation_plan(trainer.cfg.loss)
     for net, opt_cfg in (("G", trainer.cfg.optim.G), ("D", trainer.cfg.optim.D)):
-        lr, betas = adam_settings(opt_cfg, every[net])
+        lr, betas = plan.adam(net, opt_cfg)
         for group in getattr(trainer.step, net).opt.param_groups:
             group["lr"], group["betas"], group["weight_decay"] = lr, betas, opt_cfg.weight_decay
 
@@ -154,9 +154,9 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
         notes.append("the flip generator")
     trainer.data.load_state_dict(data)
     if _fits(state["latent_gen"], device):
-        s.latent_gen.set_state(state["latent_gen"])
+        s.latents.generator.set_state(state["latent_gen"])
     else:
-        s.latent_gen.manual_seed(reseed + 1)
+        s.latents.generator.manual_seed(reseed + 1)
         notes.append("the latent generator")
     if own is not None and not ckpt.set_rng_state(own, device):
         torch.cuda.manual_seed(reseed + rank)  # this process's device (Accelerate made it current)

@@ -1,4 +1,5 @@
-"""Sample grids and arrays from a generator."""
+"""Sample grids and arrays from a generator: the latents of a grid, images as uint8, the grid a
+person looks at, and the PNG it is saved as."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastgan.config import ModelConfig
 from fastgan.latents import draw_latents
+from fastgan.sampling.walks import truncate
 
 
 def fixed_latents(
@@ -77,3 +80,13 @@ def save_png(images: torch.Tensor, row: int, path: Path) -> None:
 def diversity(images: torch.Tensor) -> torch.Tensor:
     """Mean per-pixel std across a batch (float, on device): near 0 when samples collapse."""
     return images.float().std(dim=0).mean()
+
+
+def sample_latents(model: ModelConfig, n: int, seed: int, truncation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """`fastgan sample`'s latents (CPU): z from `seed`, truncated by psi; a conditional model's
+    labels run class by class, one grid row per class. Returns z, labels and the row length."""
+    z = truncate(draw_latents(model.latent, n, model.z_dim, generator=torch.Generator().manual_seed(seed)), truncation)
+    if model.conditional:  # one row per class in the grid
+        per_class = -(-n // model.num_classes)
+        return z, torch.arange(model.num_classes).repeat_interleave(per_class)[:n], per_class
+    return z, torch.zeros(n, dtype=torch.long), int(np.ceil(np.sqrt(n)))

@@ -24,6 +24,7 @@ BN_RECALIBRATION_IMAGES = 2048  # latents per recalibration of G_ema's BatchNorm
 
 class EMA:
     def __init__(self, G_ema: nn.Module, *, half_life_images: int, images_per_step: int, rampup: float) -> None:
+        self.G_ema = G_ema  # not wrapped by DDP, never compiled: what checkpoints and samples use
         self.half_life = half_life_images
         self.images_per_step = images_per_step  # global batch x tricks.d_steps: real images per G step
         self.rampup = rampup
@@ -48,10 +49,6 @@ class EMA:
         target = torch.cat([p.detach().reshape(-1) for p in G.parameters()])
         moved = self.flat.lerp(target, 1.0 - self.beta(cur_nimg))
         torch.where(skipped.bool(), self.flat, moved, out=self.flat)
-
-
-def has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 @torch.no_grad()

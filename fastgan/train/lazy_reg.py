@@ -1,10 +1,9 @@
 """Lazy regularisation: R1/R2 as a D step of their own every `every` D steps (StyleGAN2,
-Karras et al. 2020, arXiv:1912.04958, appendix B).
+Karras et al. 2020, arXiv:1912.04958, appendix B; the plan, with Adam's adjustment, is
+fastgan.losses.plan).
 
 The penalty is multiplied by `every`, so on average D gets the same regularisation as in every
-step, and Adam's lr and betas are adjusted by c = every / (every + 1) (`adam_for_lazy`), so that
-the extra step does not change D's effective step size and momentum horizon. The pass runs
-through the *eager* D (double backward is not supported by torch.compile,
+step. The pass runs through the *eager* D (double backward is not supported by torch.compile,
 pytorch/pytorch#91469), so the main D phase can stay compiled. Which D steps regularise is
 decided from images seen, on the host: a resumed run regularises on the same steps.
 """
@@ -14,19 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.profiler import record_function
 
-from fastgan.losses import Penalty, PenaltyInputs
+from fastgan.losses.penalties import Penalty, PenaltyInputs
 from fastgan.stats import DeviceStats
-
-if TYPE_CHECKING:
-    from fastgan.train.step import Net
-
-REG_STATS = ("penalty_reg", "gnorm_reg", "skipped_reg", "nonfinite_loss_reg")  # penalty before the x every scaling
+from fastgan.train.nets import Net
 
 
 @dataclass(frozen=True)
@@ -40,19 +35,6 @@ class RegBatch:
     gen_labels: Tensor
 
 
-def adam_for_lazy(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:
-    """Adam's lr and betas for a network regularised every `every` steps: lr * c and beta ** c,
-    c = every / (every + 1) (StyleGAN2's mb_ratio)."""
-    c = every / (every + 1)
-    return lr * c, (betas[0] ** c, betas[1] ** c)
-
-
-def adam_settings(opt_cfg: Any, every: int) -> tuple[float, tuple[float, float]]:
-    """The lr and betas a network's Adam runs with: the config's, adjusted when it is regularised lazily."""
-    betas = (float(opt_cfg.betas[0]), float(opt_cfg.betas[1]))
-    return adam_for_lazy(opt_cfg.lr, betas, every) if every > 1 else (opt_cfg.lr, betas)
-
-
 def no_regularizer(cur_nimg: int, batch: RegBatch) -> None:
     """No lazy penalties configured (or they run in every D step's loss)."""
 
@@ -60,7 +42,7 @@ def no_regularizer(cur_nimg: int, batch: RegBatch) -> None:
 class LazyRegularizer:
     def __init__(
         self,
-        penalties: list[Penalty],
+        penalties: tuple[Penalty, ...],
         *,
         every: int,
         images_per_step: int,
@@ -91,11 +73,15 @@ class LazyRegularizer:
 
         with self.autocast(), record_function("model:D.penalty"):
             real_logits, gen_logits = D(real, batch.real_labels), D(gen, batch.gen_labels)
-            inputs = PenaltyInputs(D, real, real_logits, gen, gen_logits, batch.real_labels, batch.gen_labels, self.D.input_grad)
+            inputs = PenaltyInputs(
+                D=D, real=real, real_logits=real_logits, gen=gen, gen_logits=gen_logits,
+                real_labels=batch.real_labels, gen_labels=batch.gen_labels, input_grad=self.D.input_grad,
+            )  # fmt: skip
             penalty = torch.stack([p(inputs) for p in self.penalties]).sum()
             # + 0 x logits: every parameter gets a (zero) gradient, also those that do not shape the
             # input gradient (the logit's bias), which DDP without find_unused_parameters requires
             # (StyleGAN2-ADA's loss.py does the same).
             untouched = (real_logits.float().sum() + gen_logits.float().sum()) * 0
         norm, flags = self.D.backward_step(penalty * self.every + untouched)
-        self.stats.add("reg", REG_STATS, torch.cat([penalty.detach().float().view(1), norm.view(1), flags]))
+        # penalty_reg: before the x every scaling
+        self.stats.add("reg", penalty_reg=penalty.detach(), gnorm_reg=norm, skipped_reg=flags[0], nonfinite_loss_reg=flags[1])

@@ -47,3 +47,17 @@ def instance_noise_std(start_std: float, decay_images: int, cur_nimg: int) -> fl
 
 def add_instance_noise(images: Tensor, std: float) -> Tensor:
     return images + std * torch.randn_like(images) if std > 0 else images
+
+
+class InstanceNoise:
+    """Gaussian noise on every D input, its std decayed linearly to 0 over `decay_images`
+    (`tricks.instance_noise`, `tricks.instance_noise_images`); the identity when off."""
+
+    def __init__(self, *, std: float, decay_images: int) -> None:
+        self.start_std, self.decay_images = std, decay_images
+
+    def std_at(self, cur_nimg: int) -> float:
+        return instance_noise_std(self.start_std, self.decay_images, cur_nimg)
+
+    def __call__(self, images: Tensor, std: float) -> Tensor:
+        return add_instance_noise(images, std)

@@ -1,38 +1,23 @@
-"""`fastgan sample --interpolate N --steps K`: N rows of K images, each row a walk between two latents.
+"""Latent walks through a generator: N rows of K images, each row a walk between two latents.
 
-Row i of a conditional model keeps class i mod num_classes; with `--between-classes` row i keeps
+Row i of a conditional model keeps class i mod num_classes; with `between_classes` row i keeps
 one z and walks from class i to class i+1 (mod num_classes) instead, through the blended class
-embeddings. The walks themselves are pure functions in `fastgan.sampling.walks`.
+embeddings. The walks themselves are pure functions in fastgan.sampling.walks.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from fastgan.commands.sample import load_generator
 from fastgan.config import ModelConfig
-from fastgan.errors import UsageError
 from fastgan.latents import draw_latents
 from fastgan.models.conditioning import LatentInput
-from fastgan.sampling.walks import check_truncation, class_walk, truncate, walk
-
-
-def check_interpolation_args(rows: int, steps: int, truncation: float, out: Path) -> None:
-    """Usage errors for the options alone, before any model is loaded."""
-    if rows < 1:
-        raise UsageError(f"--interpolate {rows}: give the number of rows, 1 or more")
-    if steps < 2:
-        raise UsageError(f"--steps {steps}: a walk needs at least 2 steps (its two ends)")
-    check_truncation(truncation)
-    if out.suffix not in (".png", ".npy"):
-        raise UsageError(f"--out {out}: the file must end in .png (a grid) or .npy (a uint8 array)")
+from fastgan.sampling.grid import generate_uint8
+from fastgan.sampling.walks import class_walk, truncate, walk
 
 
 def walk_latents(model: ModelConfig, rows: int, steps: int, seed: int, between_classes: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +56,6 @@ def interpolation_images(
     G: nn.Module, model: ModelConfig, rows: int, steps: int, seed: int, between_classes: bool, truncation: float, device: torch.device
 ) -> torch.Tensor:
     """uint8 [rows * steps, C, H, W], row-major: row i is walk i."""
-    from fastgan.sampling.grid import generate_uint8
-
     z, classes = walk_latents(model, rows, steps, seed, between_classes)
     z = truncate(z, truncation).to(device)
     if not between_classes:
@@ -84,21 +67,3 @@ def interpolation_images(
     blends = class_walk(ends[:, 0], ends[:, 1], steps).reshape(rows * steps, -1)
     with blended_classes(G, blends) as labels:
         return generate_uint8(G, z, labels)
-
-
-def run_interpolation(path: Path, rows: int, steps: int, out: Path, seed: int, between_classes: bool, truncation: float) -> None:
-    check_interpolation_args(rows, steps, truncation, out)
-    from fastgan.sampling.grid import save_png
-
-    cfg, G, where = load_generator(path)
-    if between_classes and not cfg.model.conditional:
-        raise UsageError(f"--between-classes: {where} is unconditional (model.conditional = false); it has no classes to walk between")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    images = interpolation_images(G.to(device), cfg.model, rows, steps, seed, between_classes, truncation, device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".png":
-        save_png(images, steps, out)
-    else:
-        np.save(out, images.cpu().numpy())
-    what = "between classes" if between_classes else "between latents"
-    print(f"fastgan: wrote {rows} walks of {steps} steps {what} from {where} to {out}", file=sys.stderr)

@@ -1,0 +1,56 @@
+"""A trained generator from what a run leaves: a run folder, one checkpoint folder, or a
+`generator.safetensors` with its `config.toml` beside it (for `sample`, `eval` and walks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fastgan.config import Config, load_config
+from fastgan.errors import UsageError
+from fastgan.run import checkpoint as ckpt
+
+
+def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
+    """(config, G_ema state dict, description) for a run folder, checkpoint folder or safetensors file."""
+    if path.is_file() and path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        cfg_path = path.parent / "config.toml"
+        if not cfg_path.is_file():
+            raise UsageError(f"{path}: no config.toml beside it; it is needed to rebuild the generator")
+        return load_config(cfg_path), load_file(str(path)), str(path)
+    if (path / "state.pt").is_file():  # a checkpoint folder
+        state = ckpt.load_state(path)
+        return load_config(path / "config.toml"), state["G_ema"], str(path)
+    if (path / "config.toml").is_file():  # a run folder
+        if (path / "generator.safetensors").is_file():
+            return find_generator(path / "generator.safetensors")
+        return find_generator(ckpt.latest_checkpoint(path))
+    raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
+
+
+def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:
+    """(config, G_ema on the CPU, description) for a run folder, checkpoint folder or safetensors file."""
+    from fastgan.models import build_models
+
+    cfg, weights, where = find_generator(path)
+    bad = ckpt.nonfinite_tensors(weights)
+    if bad:  # a diverged run's weights: black images, and a finite FD for them
+        raise UsageError(f"{where}: {len(bad)} generator tensors hold inf/NaN (e.g. {bad[0]}): the run diverged; use an earlier checkpoint")
+    G, _ = build_models(cfg.model)
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UsageError(f"{where}: weights do not match the config beside them ({str(e).splitlines()[0]})") from None
+    return cfg, G, where
+
+
+def run_folder_of(path: Path) -> Path:
+    """The run folder of a run folder, a checkpoint folder (RUN/checkpoints/nimg-...) or RUN/generator.safetensors."""
+    if path.is_file():
+        return path.parent
+    if path.resolve().parent.name == "checkpoints":
+        return path.resolve().parent.parent
+    return path

@@ -1,0 +1,105 @@
+"""Planning a training run from the command line, before anything is written.
+
+Three ways in:
+
+- `CONFIG [--out RUN]` starts a new run. RUN must be absent or empty: fastgan never writes into
+  a folder it did not create (fastgan.run.folder).
+- `--resume RUN [--from nimg-N] [--set ...]` continues RUN from its newest (or the named)
+  checkpoint; `--set` may change only what fastgan.run.resume_rules allows.
+- `CONFIG --out RUN --auto-resume` is idempotent, for schedulers and elastic restarts: it
+  continues RUN if RUN has a checkpoint and starts it otherwise. When CONFIG and `--set` are
+  what RUN was started with, RUN's config.toml wins (it may hold later changes); any other
+  difference follows the resume rules.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastgan.config import Config, load_config
+from fastgan.errors import UsageError
+from fastgan.run import checkpoint as ckpt
+from fastgan.run import folder as rf
+from fastgan.run.resume_rules import check_resume_changes
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    config: Path | None
+    overrides: list[str]
+    out: Path | None
+    resume: Path | None
+    from_: str | None = None
+    auto_resume: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Plan:
+    cfg: Config
+    run_dir: Path
+    checkpoint: Path | None  # continue from it; None: start from scratch
+    existed: bool  # the folder already held a run (resumed, or restarted after an early kill)
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def check_flags(a: TrainArgs) -> None:
+    if a.resume is not None and a.config is not None:
+        raise UsageError("give a CONFIG or --resume RUN_DIR, not both: a resumed run keeps its config.toml; change it with --set")
+    if a.resume is not None and a.auto_resume:
+        raise UsageError("give --resume RUN, or CONFIG --out RUN --auto-resume, not both")
+    if a.from_ is not None and a.resume is None:
+        raise UsageError(f"--from {a.from_} picks a checkpoint of the run given with --resume RUN; add --resume")
+    if a.resume is not None and a.out is not None and a.out.resolve() != a.resume.resolve():
+        raise UsageError(f"--out {a.out} and --resume {a.resume} name different folders: a resumed run stays in its folder; drop --out")
+    if a.auto_resume and (a.config is None or a.out is None):
+        raise UsageError("--auto-resume needs CONFIG and --out RUN, e.g. fastgan train configs/debug.toml --out runs/d1 --auto-resume")
+    if a.config is None and a.resume is None:
+        raise UsageError("missing CONFIG: e.g. fastgan train configs/fashion-dcgan.toml (or --resume RUN_DIR)")
+
+
+def plan_run(a: TrainArgs) -> Plan:
+    check_flags(a)
+    if a.resume is not None:
+        rf.inspect(a.resume, "--resume")  # a file, or unreadable: one line
+        if not (a.resume / "config.toml").is_file():
+            raise UsageError(f"--resume {a.resume}: not a run folder (no config.toml); pass the folder a train run wrote")
+        base = load_config(a.resume / "config.toml")
+        cfg = load_config(a.resume / "config.toml", a.overrides)
+        changes = check_resume_changes(base, cfg, a.resume, "--set " + " --set ".join(a.overrides))
+        start = ckpt.find_checkpoint(a.resume, a.from_) if a.from_ is not None else ckpt.latest_checkpoint(a.resume)
+        return Plan(cfg, a.resume, start, existed=True, changes=changes)
+
+    assert a.config is not None
+    requested = load_config(a.config, a.overrides)
+    run_dir = a.out or run_dir_default(a.config)
+    kind = rf.inspect(run_dir, "--out")
+    if kind in (rf.Kind.ABSENT, rf.Kind.EMPTY):
+        return Plan(requested, run_dir, None, existed=False)
+    if kind is rf.Kind.OTHER:
+        raise UsageError(
+            f"--out {run_dir}: exists, is not empty and is not a fastgan run (no {rf.MARKER}); "
+            "fastgan never writes into a folder it did not create: choose another --out"
+        )
+    found = ckpt.list_checkpoints(run_dir)
+    if not a.auto_resume:
+        what = "a run with checkpoints" if found else "a run stopped before its first checkpoint"
+        raise UsageError(
+            f"--out {run_dir} already holds {what}; continue it with the same command plus --auto-resume "
+            f"(or --resume {run_dir}), or choose another --out"
+        )
+    if not found:  # killed before its first checkpoint: nothing to continue, start it again
+        return Plan(requested, run_dir, None, existed=True)
+    base = load_config(run_dir / "config.toml" if (run_dir / "config.toml").is_file() else found[-1] / "config.toml")
+    if rf.read_marker(run_dir).get("config_sha256") == rf.config_hash(requested):
+        return Plan(base, run_dir, found[-1], existed=True)  # the command the run began with: RUN's config.toml wins
+    changes = check_resume_changes(base, requested, run_dir, f"{a.config}" + "".join(f" --set {o}" for o in a.overrides))
+    return Plan(requested, run_dir, found[-1], existed=True, changes=changes)
+
+
+def run_dir_default(config_path: Path | None) -> Path:
+    stem = config_path.stem if config_path is not None else "run"
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
