@@ -42,7 +42,7 @@ def validate(cfg: Config) -> None:
         "train.num_samples": t.num_samples,
         "tricks.d_steps": tr.d_steps,
         "model.z_dim": cfg.model.z_dim,
-        "model.width": cfg.model.width,
+        "model.dcgan.width": cfg.model.dcgan.width,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -162,7 +162,7 @@ class Check:
         preset = "configs/fashion-dcgan.toml"
         calibrate = self.work / "calibrate"
         target_s = 10 if self.cpu else 60
-        tiny = ["--set", "model.width=8"] if self.cpu else []
+        tiny = ["--set", "model.dcgan.width=8"] if self.cpu else []
         self.run(
             self.py(
                 "-m",
@@ -454,7 +454,9 @@ def main() -> int:
             return 2
     check.say(f"fastgan GPU check -> {args.out} ({'cpu' if args.cpu else 'gpu'} mode); data: {check.fashion or 'synthetic array'}")
     data = check.data_overrides()
-    cpu_sets = ["--set", "train.compile_backend=aot_eager", "--set", "model.width=8", "--set", "data.num_workers=0"] if args.cpu else []
+    cpu_sets = (
+        ["--set", "train.compile_backend=aot_eager", "--set", "model.dcgan.width=8", "--set", "data.num_workers=0"] if args.cpu else []
+    )
     ladder28 = "eager,tensor,cudnn_benchmark,bf16,fp16,channels_last,compile,cudagraphs"
     b28 = ["--batch", "16" if args.cpu else "256", "--ladder", "eager,tensor,compile,cudagraphs" if args.cpu else ladder28]
     rgb = check.synthetic(64, 3, 256 if args.cpu else 8192)

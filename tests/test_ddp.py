@@ -38,7 +38,7 @@ def worker(config: Path, out: Path, steps: int, *overrides: str, processes: int 
 
 def test_two_processes_stay_bitwise_identical_with_batchnorm(tiny_config: Path, tmp_path: Path) -> None:
     """dcgan28 has BatchNorm in G and D, and D scores real and generated batches separately."""
-    r0, r1 = worker(tiny_config, tmp_path / "bn", 6, "model.width=4", port=29521)
+    r0, r1 = worker(tiny_config, tmp_path / "bn", 6, "model.dcgan.width=4", port=29521)
     assert r0["world"] == r1["world"] == 2
     for net in ("G", "D"):
         for k in r0[net]:
@@ -51,7 +51,7 @@ def test_two_processes_stay_bitwise_identical_with_batchnorm(tiny_config: Path, 
 
 def test_two_processes_match_one_with_the_same_global_batch(tiny_config: Path, tmp_path: Path) -> None:
     """Without BatchNorm or dropout, DDP's averaged gradients equal one process's on the whole batch."""
-    overrides = ("model.name=mlp", "model.g_hidden=[32, 64]", "model.d_hidden=[64, 32]", "model.d_dropout=0.0")
+    overrides = ("model.name=mlp", "model.mlp.g_hidden=[32, 64]", "model.mlp.d_hidden=[64, 32]", "model.mlp.d_dropout=0.0")
     (two, _) = worker(tiny_config, tmp_path / "two", 5, *overrides, port=29523)
     (one,) = worker(tiny_config, tmp_path / "one", 5, *overrides, processes=1)
     assert two["world"] == 2 and one["world"] == 1

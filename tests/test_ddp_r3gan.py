@@ -13,7 +13,7 @@ from .test_ddp import worker
 pytestmark = pytest.mark.ddp
 
 RECIPE = (
-    "model.name=r3gan", "model.stage_widths=[8, 8, 8]", "loss.name=rpgan", "loss.r1_gamma=0.5", "loss.r2_gamma=0.5",
+    "model.name=r3gan", "model.r3gan.stage_widths=[8, 8, 8]", "loss.name=rpgan", "loss.r1_gamma=0.5", "loss.r2_gamma=0.5",
     "loss.reg_every=2", "augment.policy=color,translation,cutout", "augment.target=0.6", "augment.p=0.0", "augment.speed_images=2000",
 )  # fmt: skip
 

@@ -7,10 +7,18 @@ import pytest
 import torch
 
 from fastgan.config import ModelConfig
+from fastgan.config.load import config_from_tree
 from fastgan.errors import UsageError
 from fastgan.models import build_models
 from fastgan.models.conditioning import LabelPlanes, LatentInput
 from tests.conftest import REPO
+
+
+def model_config(**keys: object) -> ModelConfig:
+    """A ModelConfig from flat keywords, as a preset's [model] table: a model family's own keys
+    (width, stage_widths, ...) go to its section, as they do in older presets."""
+    return config_from_tree({"model": keys}, "test").model
+
 
 CASES = [
     dict(name="mlp"),
@@ -28,7 +36,7 @@ CASES = [
 
 @pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{v}" for v in kw.values()))
 def test_shapes_and_ranges(kw: dict) -> None:
-    cfg = ModelConfig(**kw)
+    cfg = model_config(**kw)
     G, D = build_models(cfg)
     z = torch.randn(5, cfg.z_dim)
     labels = torch.randint(0, cfg.num_classes, (5,))
@@ -41,14 +49,14 @@ def test_shapes_and_ranges(kw: dict) -> None:
 
 
 def test_conditional_G_depends_on_label() -> None:
-    G, _ = build_models(ModelConfig(name="mlp", conditional=True))
+    G, _ = build_models(model_config(name="mlp", conditional=True))
     z = torch.randn(1, 100).repeat(2, 1)
     out = G(z, torch.tensor([0, 7]))
     assert not torch.allclose(out[0], out[1])
 
 
 def test_projection_D_depends_on_label() -> None:
-    _, D = build_models(ModelConfig(name="dcgan28", width=4, conditional=True, d_conditioning="projection"))
+    _, D = build_models(model_config(name="dcgan28", width=4, conditional=True, d_conditioning="projection"))
     x = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
     torch.nn.init.normal_(D.head.embed.weight)
     logits = D(x, torch.tensor([1, 2]))
@@ -56,7 +64,7 @@ def test_projection_D_depends_on_label() -> None:
 
 
 def test_mlp_matches_the_tutorial_layer_sizes() -> None:
-    G, D = build_models(ModelConfig(name="mlp"))
+    G, D = build_models(model_config(name="mlp"))
     g_sizes = [(m.in_features, m.out_features) for m in G.modules() if isinstance(m, torch.nn.Linear)]
     d_sizes = [(m.in_features, m.out_features) for m in D.modules() if isinstance(m, torch.nn.Linear)]
     assert g_sizes == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
@@ -66,7 +74,7 @@ def test_mlp_matches_the_tutorial_layer_sizes() -> None:
 
 def test_impossible_resolution_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="model.resolution = 40"):
-        build_models(ModelConfig(name="dcgan", resolution=40))
+        build_models(model_config(name="dcgan", resolution=40))
 
 
 # ---------------------------------------------------------------------------- the seed's DCGAN
@@ -111,7 +119,7 @@ def matches(found: list[torch.nn.Module], expected: list[tuple[type, dict]]) -> 
 
 
 def test_tutorial_dcgan_is_the_seeds_layer_list() -> None:
-    G, D = build_models(ModelConfig(name="tutorial-dcgan", z_dim=96, latent="uniform"))
+    G, D = build_models(model_config(name="tutorial-dcgan", z_dim=96, latent="uniform"))
     matches(layers(G.fc) + layers(G.conv), SEED_G)  # G.latent passes z through when unconditional
     matches(layers(D.body) + [D.head.linear], SEED_D)  # D.planes likewise; the head's linear is the last FC
     assert [type(m) for m in layers(G)] == [LatentInput] + [t for t, _ in SEED_G]  # nothing else in G
@@ -128,7 +136,7 @@ def forward_flops(module: torch.nn.Module, *inputs: torch.Tensor) -> int:
 
 def test_tutorial_dcgan_flops_by_hand() -> None:
     """2 x multiply-adds per image, layer by layer (biases, BatchNorm and activations not counted)."""
-    G, D = build_models(ModelConfig(name="tutorial-dcgan", z_dim=96, latent="uniform"))
+    G, D = build_models(model_config(name="tutorial-dcgan", z_dim=96, latent="uniform"))
     G.eval()
     labels = torch.zeros(4, dtype=torch.long)
     g = 2 * (96 * 1024 + 1024 * 6272 + 7 * 7 * 128 * 64 * 16 + 14 * 14 * 64 * 1 * 16)  # FC, FC, ConvT (16 taps per input pixel), ConvT
@@ -162,7 +170,7 @@ R3GAN_SIZES = [  # resolution, stages (G order), blocks
 @pytest.mark.parametrize(("resolution", "widths", "blocks"), R3GAN_SIZES, ids=lambda v: str(v))
 @pytest.mark.parametrize("conditioning", ["none", "projection", "concat"])
 def test_r3gan_shapes_at_every_resolution(resolution: int, widths: tuple, blocks: tuple, conditioning: str) -> None:
-    cfg = ModelConfig(
+    cfg = model_config(
         name="r3gan", resolution=resolution, channels=3, stage_widths=widths, stage_blocks=blocks,
         conditional=conditioning != "none", d_conditioning="concat" if conditioning == "concat" else "projection",
     )  # fmt: skip
@@ -177,7 +185,7 @@ def test_r3gan_shapes_at_every_resolution(resolution: int, widths: tuple, blocks
 def test_r3gan_blocks_start_as_the_identity_and_train_in_bf16() -> None:
     from fastgan.models.r3gan import ResidualBlock
 
-    G, D = build_models(ModelConfig(name="r3gan", stage_widths=(32, 32, 16), stage_blocks=(2, 1, 1)))
+    G, D = build_models(model_config(name="r3gan", stage_widths=(32, 32, 16), stage_blocks=(2, 1, 1)))
     found = [m for m in [*G.modules(), *D.modules()] if isinstance(m, ResidualBlock)]
     assert len(found) == 8
     x = torch.randn(2, 32, 7, 7)
@@ -190,8 +198,8 @@ def test_r3gan_blocks_start_as_the_identity_and_train_in_bf16() -> None:
 
 def test_r3gan_refuses_impossible_stages() -> None:
     with pytest.raises(UsageError, match="basis"):
-        build_models(ModelConfig(name="r3gan", resolution=28, stage_widths=(32, 32, 32, 32), stage_blocks=(1, 1, 1, 1)))
+        build_models(model_config(name="r3gan", resolution=28, stage_widths=(32, 32, 32, 32), stage_blocks=(1, 1, 1, 1)))
     with pytest.raises(UsageError, match="one entry per stage"):
-        build_models(ModelConfig(name="r3gan", stage_widths=(32, 32, 32), stage_blocks=(1, 1)))
+        build_models(model_config(name="r3gan", stage_widths=(32, 32, 32), stage_blocks=(1, 1)))
     with pytest.raises(UsageError, match="group_channels"):
-        build_models(ModelConfig(name="r3gan", stage_widths=(30, 30, 30), group_channels=16))
+        build_models(model_config(name="r3gan", stage_widths=(30, 30, 30), group_channels=16))

@@ -94,7 +94,7 @@ def test_changes_on_resume_follow_the_allow_list(cli: CliRunner, tiny_config: Pa
     out = tmp_path / "run"
     assert run(cli, "train", tiny_config, "--out", out)[0] == 0
     before = (out / "config.toml").read_text()
-    for key in ("model.width=8", "tricks.d_steps=2", "train.batch_size=32", "train.precision=bf16", "train.num_samples=4"):
+    for key in ("model.dcgan.width=8", "tricks.d_steps=2", "train.batch_size=32", "train.precision=bf16", "train.num_samples=4"):
         code, text = run(cli, "train", "--resume", out, "--set", key, "--set", "train.total_images=192")
         assert code == 2 and key.split("=")[0] in text and "cannot change when resuming" in text, (key, text)
     code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume", "--set", "loss.name=hinge")

@@ -62,7 +62,9 @@ class DCGANDiscriminator(nn.Module):
 
 
 def build_dcgan(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    kw = dict(width=cfg.width, channels=cfg.channels, resolution=cfg.resolution, num_classes=cfg.num_classes, conditional=cfg.conditional)
+    kw = dict(
+        width=cfg.dcgan.width, channels=cfg.channels, resolution=cfg.resolution, num_classes=cfg.num_classes, conditional=cfg.conditional
+    )
     G = DCGANGenerator(z_dim=cfg.z_dim, **kw)  # type: ignore[arg-type]
     D = DCGANDiscriminator(mode=cfg.d_conditioning, **kw)  # type: ignore[arg-type]
     return G, D

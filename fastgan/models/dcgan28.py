@@ -1,7 +1,7 @@
 """The small DCGAN of the classic MNIST tutorials, for 28x28 images.
 
 G: z -> FC 1024 -> FC 7x7x(2w) -> ConvT 5x5/2 -> w x 14x14 -> ConvT 5x5/2 -> C x 28x28, tanh;
-   BatchNorm and ReLU between layers (w = model.width, 64 in the tutorial: 7x7x128).
+   BatchNorm and ReLU between layers (w = model.dcgan.width, 64 in the tutorial: 7x7x128).
 D: Conv 5x5 w -> pool -> Conv 5x5 2w -> pool -> FC 1024 -> 1 logit, LeakyReLU(0.2).
 """
 
@@ -63,8 +63,10 @@ class DCGAN28Discriminator(nn.Module):
 
 
 def build_dcgan28(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    G = DCGAN28Generator(z_dim=cfg.z_dim, width=cfg.width, channels=cfg.channels, num_classes=cfg.num_classes, conditional=cfg.conditional)
+    G = DCGAN28Generator(
+        z_dim=cfg.z_dim, width=cfg.dcgan.width, channels=cfg.channels, num_classes=cfg.num_classes, conditional=cfg.conditional
+    )
     D = DCGAN28Discriminator(
-        width=cfg.width, channels=cfg.channels, num_classes=cfg.num_classes, conditional=cfg.conditional, mode=cfg.d_conditioning
+        width=cfg.dcgan.width, channels=cfg.channels, num_classes=cfg.num_classes, conditional=cfg.conditional, mode=cfg.d_conditioning
     )
     return G, D

@@ -59,11 +59,11 @@ class MLPDiscriminator(nn.Module):
 
 def build_mlp(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     shape = (cfg.channels, cfg.resolution, cfg.resolution)
-    G = MLPGenerator(z_dim=cfg.z_dim, hidden=cfg.g_hidden, out_shape=shape, num_classes=cfg.num_classes, conditional=cfg.conditional)
+    G = MLPGenerator(z_dim=cfg.z_dim, hidden=cfg.mlp.g_hidden, out_shape=shape, num_classes=cfg.num_classes, conditional=cfg.conditional)
     D = MLPDiscriminator(
         in_shape=shape,
-        hidden=cfg.d_hidden,
-        dropout=cfg.d_dropout,
+        hidden=cfg.mlp.d_hidden,
+        dropout=cfg.mlp.d_dropout,
         num_classes=cfg.num_classes,
         conditional=cfg.conditional,
         mode=cfg.d_conditioning,

@@ -107,17 +107,18 @@ class Downsample(nn.Module):
 
 
 def blocks(width: int, count: int, cfg: ModelConfig, total: int) -> list[nn.Module]:
-    return [ResidualBlock(width, expansion=cfg.expansion, group_channels=cfg.group_channels, num_blocks=total) for _ in range(count)]
+    r = cfg.r3gan
+    return [ResidualBlock(width, expansion=r.expansion, group_channels=r.group_channels, num_blocks=total) for _ in range(count)]
 
 
 def basis_side(cfg: ModelConfig) -> int:
-    return cfg.resolution >> (len(cfg.stage_widths) - 1)
+    return cfg.resolution >> (len(cfg.r3gan.stage_widths) - 1)
 
 
 class R3GANGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        widths, counts, total = cfg.stage_widths, cfg.stage_blocks, sum(cfg.stage_blocks)
+        widths, counts, total = cfg.r3gan.stage_widths, cfg.r3gan.stage_blocks, sum(cfg.r3gan.stage_blocks)
         self.side = basis_side(cfg)
         self.latent = LatentInput(z_dim=cfg.z_dim, num_classes=cfg.num_classes, conditional=cfg.conditional)
         self.basis = nn.Parameter(torch.randn(widths[0], self.side, self.side))
@@ -137,7 +138,7 @@ class R3GANGenerator(nn.Module):
 class R3GANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        widths, counts, total = cfg.stage_widths[::-1], cfg.stage_blocks[::-1], sum(cfg.stage_blocks)
+        widths, counts, total = cfg.r3gan.stage_widths[::-1], cfg.r3gan.stage_blocks[::-1], sum(cfg.r3gan.stage_blocks)
         side = basis_side(cfg)
         self.planes, self.head = d_conditioning(
             conditional=cfg.conditional, mode=cfg.d_conditioning, num_classes=cfg.num_classes, in_features=widths[-1]
@@ -156,22 +157,23 @@ class R3GANDiscriminator(nn.Module):
 
 def check_r3gan(cfg: ModelConfig) -> str | None:
     """Why `cfg` cannot make an r3gan, or None."""
-    n = len(cfg.stage_widths)
-    if n < 2 or len(cfg.stage_blocks) != n:
-        widths, counts = list(cfg.stage_widths), list(cfg.stage_blocks)
-        return f"model.stage_widths and model.stage_blocks need one entry per stage (at least 2), got {widths} and {counts}"
+    r = cfg.r3gan
+    n = len(r.stage_widths)
+    if n < 2 or len(r.stage_blocks) != n:
+        widths, counts = list(r.stage_widths), list(r.stage_blocks)
+        return f"model.r3gan.stage_widths and model.r3gan.stage_blocks need one entry per stage (at least 2), got {widths} and {counts}"
     side = cfg.resolution / 2 ** (n - 1)
     if side != int(side) or side < 4:
         return (
             f"model.resolution = {cfg.resolution} with {n} stages gives a {side:g} px basis; it must be a whole number >= 4 "
             "(e.g. 3 stages for 28 px, 4 for 32, 5 for 64)"
         )
-    if any(w <= 0 for w in cfg.stage_widths) or any(b < 0 for b in cfg.stage_blocks) or sum(cfg.stage_blocks) == 0:
-        return "model.stage_widths must be positive and model.stage_blocks non-negative with at least one block"
-    if cfg.expansion < 1 or cfg.group_channels < 1 or any(w * cfg.expansion % cfg.group_channels for w in cfg.stage_widths):
+    if any(w <= 0 for w in r.stage_widths) or any(b < 0 for b in r.stage_blocks) or sum(r.stage_blocks) == 0:
+        return "model.r3gan.stage_widths must be positive and model.r3gan.stage_blocks non-negative with at least one block"
+    if r.expansion < 1 or r.group_channels < 1 or any(w * r.expansion % r.group_channels for w in r.stage_widths):
         return (
-            f"model.stage_widths x model.expansion ({cfg.expansion}) must divide into groups of model.group_channels "
-            f"({cfg.group_channels}), got widths {list(cfg.stage_widths)}"
+            f"model.r3gan.stage_widths x model.r3gan.expansion ({r.expansion}) must divide into groups of "
+            f"model.r3gan.group_channels ({r.group_channels}), got widths {list(r.stage_widths)}"
         )
     return None
 

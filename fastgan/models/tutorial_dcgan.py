@@ -5,7 +5,7 @@ G: z (96-dim, uniform in [-1, 1] in the tutorial) -> FC 1024, ReLU, BatchNorm1d
    -> ConvT 64->C 4x4/2 pad 1, tanh.  (ReLU before BatchNorm, as the tutorial orders them.)
 D: Conv C->32 5x5 (no padding), LeakyReLU(0.01), MaxPool 2 -> Conv 32->64 5x5, LeakyReLU(0.01),
    MaxPool 2 -> FC 1024->1024, LeakyReLU(0.01) -> FC 1024->1 logit.
-Sizes are fixed (model.width is not used); PyTorch's default initialisation, as in the tutorial.
+Sizes are fixed (model.dcgan.width is not used); PyTorch's default initialisation, as in the tutorial.
 Conditioning, when asked for, uses the shared modules (fastgan.models.conditioning).
 """
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastgan.config import flatten  # {"train": {"batch_size": 64}} -> {"train.batch_size": 64}
 from fastgan.errors import UsageError
-from fastgan.run.resume_rules import flatten  # {"train": {"batch_size": 64}} -> {"train.batch_size": 64}
 from fastgan.sampling.timeline import timeline_gif
 
 

@@ -1,7 +1,7 @@
 """The run folder: what marks it as fastgan's, who trains in it, and what its logs keep.
 
-- `.fastgan-run` (JSON) is the first file of every run folder fastgan creates, and holds the hash
-  of the config the run was started with. `--out` refuses a non-empty folder without it, so a
+- `.fastgan-run` (JSON) is the first file of every run folder fastgan creates, and holds the
+  config the run was started with (and its hash). `--out` refuses a non-empty folder without it, so a
   mistyped `--out` never writes into someone's data.
 - `.fastgan-lock` lets one trainer at a time use a folder (fastgan.run.lock).
 - `events.jsonl` gets one line per start, resume (with what changed), stop, divergence and end.
@@ -19,7 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from fastgan.config import Config, to_toml
+from fastgan.config import Config, flatten, loads_config, to_dict, to_toml
+from fastgan.config.legacy import v1_tables
+from fastgan.config.load import render_tables
 from fastgan.errors import UsageError
 
 MARKER = ".fastgan-run"
@@ -36,6 +38,24 @@ class Kind(StrEnum):
 
 def config_hash(cfg: Config) -> str:
     return hashlib.sha256(to_toml(cfg).encode()).hexdigest()
+
+
+def v1_config_hash(cfg: Config) -> str | None:
+    """The hash fastgan 0.1 wrote for `cfg` (its config.toml layout), or None if 0.1 could not have run it."""
+    tables = v1_tables(flatten(to_dict(cfg)), flatten(to_dict(Config())))
+    return None if tables is None else hashlib.sha256(render_tables(tables).encode()).hexdigest()
+
+
+def started_with(run_dir: Path, cfg: Config) -> bool:
+    """Whether the run in `run_dir` was started with exactly `cfg` (the command it began with).
+    The marker holds that config; markers of fastgan 0.1 hold only its hash, in 0.1's layout."""
+    marker = read_marker(run_dir)
+    if "config" in marker:
+        try:
+            return loads_config(marker["config"], str(run_dir / MARKER)) == cfg
+        except UsageError:  # a key this version no longer has: not the same command
+            return False
+    return marker.get("config_sha256") in (config_hash(cfg), v1_config_hash(cfg))
 
 
 def inspect(path: Path, flag: str) -> Kind:
@@ -71,7 +91,8 @@ def write_marker(path: Path, cfg: Config, flag: str) -> None:
     """Create the run folder (if needed) and mark it: the first thing written into it."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        write_atomic(path / MARKER, json.dumps({"fastgan_run": 1, "config_sha256": config_hash(cfg), "created": now()}) + "\n")
+        marker = {"fastgan_run": 1, "config_sha256": config_hash(cfg), "config": to_toml(cfg), "created": now()}
+        write_atomic(path / MARKER, json.dumps(marker) + "\n")
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); choose a writable place") from None
 

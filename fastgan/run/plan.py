@@ -94,7 +94,7 @@ def plan_run(a: TrainArgs) -> Plan:
     if not found:  # killed before its first checkpoint: nothing to continue, start it again
         return Plan(requested, run_dir, None, existed=True)
     base = load_config(run_dir / "config.toml" if (run_dir / "config.toml").is_file() else found[-1] / "config.toml")
-    if rf.read_marker(run_dir).get("config_sha256") == rf.config_hash(requested):
+    if rf.started_with(run_dir, requested):
         return Plan(base, run_dir, found[-1], existed=True)  # the command the run began with: RUN's config.toml wins
     changes = check_resume_changes(base, requested, run_dir, f"{a.config}" + "".join(f" --set {o}" for o in a.overrides))
     return Plan(requested, run_dir, found[-1], existed=True, changes=changes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastgan.config import Config, to_dict
+from fastgan.config import Config, flatten, to_dict
 from fastgan.errors import UsageError
 
 MUTABLE_ON_RESUME = frozenset(
@@ -42,16 +42,6 @@ MUTABLE_ON_RESUME = frozenset(
     ]
     + ["data.root", "data.num_workers", "data.download"]
 )
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:

@@ -1,0 +1,180 @@
+"""The typed configuration: one frozen dataclass per component, each key with its default and
+what it means (docs/config.md is made from this file by scripts/config_docs.py).
+
+A preset is a small diff from these defaults. Keys that belong to one model family live in its
+own section (`[model.r3gan]`, `[model.mlp]`, `[model.dcgan]`). This module must not import torch,
+so that `fastgan --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def choice(default: str, *choices: str, doc: str = "") -> Any:
+    """A string field restricted to `choices` (checked when the config is loaded)."""
+    return field(default=default, metadata={"choices": choices, "doc": doc})
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    """`[model.dcgan]`: the DCGAN family, `dcgan` and `dcgan28`."""
+
+    width: int = 64  # channels of the widest D layer, G mirrors it
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """`[model.mlp]`: the MLP GAN of the 2014 paper and the classic MNIST tutorials."""
+
+    g_hidden: tuple[int, ...] = (256, 512, 1024)  # G's hidden layer sizes, z to image
+    d_hidden: tuple[int, ...] = (1024, 512, 256)  # D's hidden layer sizes, image to logit
+    d_dropout: float = 0.3  # dropout after each of D's hidden layers
+
+
+@dataclass(frozen=True)
+class R3GANConfig:
+    """`[model.r3gan]`: R3GAN's normalisation-free residual nets (arXiv:2501.05441)."""
+
+    # One entry per stage, G's order (the basis first, then each doubling); D mirrors. The number of
+    # stages sets the basis: resolution / 2^(stages - 1) px (7 for 28 px with 3 stages).
+    stage_widths: tuple[int, ...] = (128, 128, 64)  # channels of each stage
+    stage_blocks: tuple[int, ...] = (1, 1, 1)  # residual blocks in each stage
+    expansion: int = 2  # a block's inner width is expansion x the stage width
+    group_channels: int = 16  # channels per group of the grouped 3x3 conv
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "dcgan28"  # mlp | dcgan28 | dcgan | tutorial-dcgan | r3gan (see fastgan.models)
+    z_dim: int = 100
+    latent: str = choice("gaussian", "gaussian", "uniform")  # z's distribution (fastgan.latents)
+    resolution: int = 28  # output side in pixels; each model lists the sides it can make
+    channels: int = 1  # 1 (grey) or 3 (RGB)
+    conditional: bool = False  # class-conditional G and D (labels from the data source)
+    num_classes: int = 10  # classes of a conditional model
+    # how a conditional D takes the label: a projection of its features (Miyato & Koyama 2018) or
+    # label planes concatenated to the image
+    d_conditioning: str = choice("projection", "projection", "concat")
+    dcgan: DCGANConfig = DCGANConfig()  # keys of one model family each: only that family reads them
+    mlp: MLPConfig = MLPConfig()
+    r3gan: R3GANConfig = R3GANConfig()
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "nonsaturating"  # see fastgan.losses.LOSSES (rpgan: R3GAN's relativistic loss)
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder et al. 2018); 0 = off
+    r2_gamma: float = 0.0  # R2: the same penalty on generated images (R3GAN uses r1_gamma = r2_gamma); 0 = off
+    # R1/R2 run every reg_every D steps as a D step of their own, scaled by reg_every, with Adam's
+    # lr and betas adjusted by r/(r+1) (lazy regularisation, StyleGAN2, arXiv:1912.04958); that
+    # pass is eager, so the main step can be compiled. 1 = in every D step's loss (no compile).
+    reg_every: int = 16
+    gp_weight: float = 10.0  # wgan-gp only: gradient penalty weight (Gulrajani et al. 2017), every D step
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Radford et al. 2015: beta1 = 0.5
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    G: AdamConfig = AdamConfig()
+    D: AdamConfig = AdamConfig()
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # mnist | fashion-mnist | cifar10 | folder:PATH | npy:PATH
+    source: str = "fashion-mnist"
+    root: str = "data"  # where torchvision datasets are looked for and downloaded to
+    split: str = choice("train", "train", "test")
+    backend: str = "tensor"  # see fastgan.data.BACKENDS
+    num_workers: int = 2  # torchvision backend: DataLoader worker processes
+    hflip: bool = False  # random horizontal flip (backends that augment)
+    download: bool = True  # let torchvision download a missing dataset
+    skip_bad: bool = False  # folder sources: skip undecodable files instead of failing
+
+
+@dataclass(frozen=True)
+class TricksConfig:
+    """Stabilisers from soumith/ganhacks; all off unless a preset turns them on."""
+
+    label_smoothing: float = 0.0  # one-sided: D's real target becomes 1 - s (ganhacks #6)
+    label_flip: float = 0.0  # probability of swapping a D target real<->fake (ganhacks #6)
+    instance_noise: float = 0.0  # std of gaussian noise on D inputs, in [-1, 1] image units
+    instance_noise_images: int = 0  # images over which that std decays linearly to 0
+    d_batches: str = choice("separate", "separate", "concat")  # ganhacks #4: separate batches
+    d_steps: int = 1  # D steps per G step, each on a fresh real batch
+    # The G phase's latents: "fresh" draws new ones; "reuse" takes the last D phase's z and labels,
+    # as the seed tutorials do (they regenerate the D step's images for the G step).
+    g_latents: str = choice("fresh", "fresh", "reuse")
+    ema_halflife_images: int = 10_000  # G_ema half-life in images seen (Karras et al.); 0 = copy
+    ema_rampup: float = 0.05  # half-life is at most this fraction of images seen (StyleGAN2-ADA); 0 = off
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Differentiable augmentation of every image D sees (fastgan.augment); off by default."""
+
+    # DiffAugment ops, comma-separated, applied in this order (Zhao et al. 2020, arXiv:2006.10738):
+    # color, translation, cutout. "" = off.
+    policy: str = ""
+    p: float = 1.0  # probability that each op is applied to an image; with target > 0, where p starts (0 is usual)
+    # ADA (Karras et al. 2020, arXiv:2006.06676): p adapts so that E[sign(D(real))] stays at target
+    # (0.6 in the paper). 0 = p stays fixed.
+    target: float = 0.0
+    speed_images: int = 500_000  # ADA: images over which p can move from 0 to 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 64  # global batch: split evenly across processes
+    total_images: int = 300_000  # real images shown to D over the whole run
+    # auto: bf16 where the hardware computes in it (CUDA GPUs that support it; CPUs with avx512_bf16
+    # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md).
+    precision: str = choice("no", "no", "bf16", "fp16", "auto")
+    compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")
+    compile_backend: str = "inductor"  # tests use "aot_eager" (no C++ build)
+    channels_last: bool = False
+    # TF32 tensor cores for fp32 matmuls AND convolutions on NVIDIA GPUs (one switch for both;
+    # PyTorch's own defaults differ: off for matmuls, on for cuDNN convs). MFU uses the matching peak.
+    tf32: bool = True
+    # cuDNN autotuning (torch.backends.cudnn.benchmark): safe because every batch has the same
+    # shape; picks the fastest convolution algorithms once, at the cost of bitwise repeatability.
+    cudnn_benchmark: bool = True
+    cpu: bool = False  # train on the CPU even if a GPU is present
+    log_every: int = 10_000  # images between reads of the device-side stats
+    sample_every: int = 50_000  # images between sample grids
+    checkpoint_every: int = 100_000  # images between checkpoints
+    keep_checkpoints: int = 2  # newest complete checkpoints kept
+    num_samples: int = 64  # images in each sample grid (one row per class if conditional)
+    warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
+    # Images of steps with a non-finite loss (or gradients outside fp16, or weights) in a row before
+    # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
+    # run stops within two of them (fastgan.run.guard).
+    nonfinite_budget: int = -1
+    # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
+    # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).
+    timeout_s: int = 1800
+    eval_every: int = 0  # images between in-training metrics on the main process; 0 = off
+    # fd | kid | pr (fastgan.metrics.METRICS). The first distance (fd or kid) picks the best checkpoint:
+    # keep eval_every a multiple of checkpoint_every so every eval has a checkpoint to keep.
+    eval_metrics: tuple[str, ...] = ("fd",)
+    eval_samples: int = 5000  # generated images per eval, and real test images (up to the split's size)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    data: DataConfig = DataConfig()
+    tricks: TricksConfig = TricksConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
