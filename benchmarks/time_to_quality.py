@@ -14,7 +14,7 @@ each run the script waits (up to --max-wait s) for the 1-minute load average to 
         --run tutorial --run quickstart=configs/fashion-dcgan.toml --run recipe=configs/fashion-r3gan.toml
 
 `--run NAME=CONFIG[,key=value...]` trains a fastgan preset (with overrides); `--run tutorial` is
-benchmarks/tutorial_loop.py's seed DCGAN loop. Writes time-to-quality_<tag>_<date>.json and .png
+benchmarks/tutorial_loop.py's MNIST DCGAN tutorial loop. Writes time-to-quality_<tag>_<date>.json and .png
 (and one sample grid per run) under --out.
 """
 

@@ -1,15 +1,15 @@
-"""The classic tutorial GAN loops, as the seeds wrote them, timed: the code people start from.
+"""The classic MNIST GAN tutorial loops, as the tutorials wrote them, timed: the code people start from.
 
-`--model dcgan` is the seed tutorial's MNIST DCGAN (../shared/seeds/001): its model exactly
-(fastgan.models.tutorial_dcgan, whose layer list tests/test_models.py checks against the seed),
+`--model dcgan` is the classic MNIST DCGAN tutorial (PyTorch, noise 96): its model exactly
+(fastgan.models.tutorial_dcgan, whose layer list tests/test_models.py checks against the tutorial),
 96-dim uniform noise in [-1, 1], and its loop: D scores the real batch and G(noise), the D loss
-is BCE on logits, `backward` runs through G too (the seed does not detach), then the G step
-*regenerates* the images from the same noise and scores them again. The seed leaves the
+is BCE on logits, `backward` runs through G too (the tutorial does not detach), then the G step
+*regenerates* the images from the same noise and scores them again. The tutorial leaves the
 optimiser and batch out; the series uses Adam(2e-4, betas (0.5, 0.999)) and batch 128.
 torchvision data with ToTensor + Normalize(0.5, 0.5) and a DataLoader with the default
 num_workers = 0, fp32, no compile.
 
-`--model mlp` is the MLP GAN of seeds 000/002: D ends in Sigmoid with BCELoss, a D step on real
+`--model mlp` is the classic MNIST MLP GAN tutorial (the 2014 paper's GAN, hidden 256): D ends in Sigmoid with BCELoss, a D step on real
 then fake.detach(), a G step with "real" labels, `.item()` on both losses every step.
 
     python benchmarks/tutorial_loop.py --model dcgan --batch 128 --steps 60
@@ -41,7 +41,7 @@ from fastgan.config import ModelConfig
 from fastgan.models import build_models
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-NOISE_DIM = 96  # the seed's noise_size
+NOISE_DIM = 96  # the tutorial's noise_size
 SEED_MODEL = ModelConfig(name="tutorial-dcgan", z_dim=NOISE_DIM, latent="uniform")  # what fastgan's mnist-dcgan preset trains
 
 
@@ -75,8 +75,8 @@ def tutorial_loader(root: Path, batch: int, workers: int) -> torch.utils.data.Da
 
 
 class TutorialDCGAN:
-    """The seed's DCGAN loop (001), one step per call. `G(z, labels)` is fastgan's model, so
-    fastgan's metrics can score it; the seed has no EMA, so its G is what gets scored."""
+    """The DCGAN tutorial's loop, one step per call. `G(z, labels)` is fastgan's model, so
+    fastgan's metrics can score it; the tutorial has no EMA, so its G is what gets scored."""
 
     def __init__(self, *, batch: int = 128, workers: int = 0, seed: int = 0, device: str = "cpu", data: Path = DEBIAN) -> None:
         torch.manual_seed(seed)
@@ -110,21 +110,21 @@ class TutorialDCGAN:
         ones, zeros = torch.ones_like(logits_real), torch.zeros_like(logits_real)
         d_loss = self.bce(logits_real, ones) + self.bce(logits_fake, zeros)
         self.opt_D.zero_grad()
-        d_loss.backward()  # through G as well: the seed does not detach
+        d_loss.backward()  # through G as well: the tutorial does not detach
         self.opt_D.step()
         g_loss = self.bce(self.D(self.G(noise, y), y), ones)  # the same noise, images made again
         self.opt_G.zero_grad()
         g_loss.backward()
         self.opt_G.step()
         self.nimg += b
-        self.losses = (d_loss.detach(), g_loss.detach())  # the seed prints them every 250 steps
+        self.losses = (d_loss.detach(), g_loss.detach())  # the tutorial prints them every 250 steps
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def time_mlp(args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
-    """The MLP loop of seeds 000/002; returns (images/s, last D loss, last G loss)."""
+    """The MLP GAN tutorial's loop; returns (images/s, last D loss, last G loss)."""
     root = fashion_root(args.data)
     loader = tutorial_loader(root, args.batch, args.workers)
     torch.manual_seed(0)
@@ -178,7 +178,7 @@ def main() -> None:
     p.add_argument("--model", choices=["mlp", "dcgan"], default="dcgan")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=60, help="timed steps (after 5 warm-up steps)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (the seeds' default: 0)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (the tutorials' default: 0)")
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--device", default="cpu", help="cpu or cuda (the tutorials' .to(device))")
     p.add_argument("--data", type=Path, default=DEBIAN, help="folder with Fashion-MNIST's four idx .gz files")

@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="fastgan: train GANs fast, on one CPU, one GPU or many. Start with: fastgan train configs/fashion-dcgan.toml",
+    help="fastgan: train GANs fast, on one CPU, one GPU or many. Start with: fastgan train configs/fashion-r3gan.toml",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +47,7 @@ SetOption = Annotated[
 @app.command()
 @user_errors
 def train(
-    config: Annotated[Path | None, typer.Argument(help="A TOML preset, e.g. configs/fashion-dcgan.toml")] = None,
+    config: Annotated[Path | None, typer.Argument(help="A TOML preset, e.g. configs/fashion-r3gan.toml")] = None,
     set_: SetOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<preset>-<time>)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint")] = None,

@@ -1,15 +1,13 @@
 """Latent distributions: where z comes from, in training, sampling and evaluation alike.
 
 gaussian: z ~ N(0, I) (ganhacks #3, "sample from a gaussian, not a uniform").
-uniform:  z ~ U[-1, 1], the choice of the classic MNIST DCGAN tutorial (seed 001).
+uniform:  z ~ U[-1, 1], the choice of the classic MNIST DCGAN tutorial.
 Both have mean 0, so truncation (z * psi) pulls toward the mean for either.
 """
 
 from __future__ import annotations
 
 import torch
-
-LATENTS = ("gaussian", "uniform")
 
 
 def draw_latents(dist: str, num: int, z_dim: int, *, generator: torch.Generator, device: torch.device | None = None) -> torch.Tensor:

@@ -224,7 +224,7 @@ class Check:
         stage.status = "pass" if rc == 0 and rc_eval == 0 else "FAIL"
 
     def tutorial_loop(self, stage: Stage, budget: float) -> None:
-        """The seed tutorial's loop (its own model) on the same device and batch as the 28 px ladder's eager rung."""
+        """The classic MNIST DCGAN tutorial's loop (its own model) on the same device and batch as the 28 px ladder's eager rung."""
         out = self.work / "tutorial.json"
         sizes = (
             ["--model", "mlp", "--batch", "16", "--steps", "3", "--workers", "0"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: set up, then train the quickstart preset (R3GAN's recipe on the
-# seed tutorial's DCGAN, Fashion-MNIST) into runs/quickstart. Look at runs/quickstart/samples/latest.png after.
+# classic MNIST DCGAN tutorial's model, Fashion-MNIST) into runs/quickstart. Look at runs/quickstart/samples/latest.png after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

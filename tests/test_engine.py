@@ -176,7 +176,7 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pyte
 
 @pytest.mark.parametrize("mode", ["reuse", "fresh"])
 def test_g_latents_reuse_regenerates_the_D_phase_images(tiny_config: Path, mode: str) -> None:
-    """tricks.g_latents = "reuse" (the seed tutorials' loop): the G phase runs G on the D phase's
+    """tricks.g_latents = "reuse" (the classic MNIST GAN tutorials' loop): the G phase runs G on the D phase's
     z; "fresh" draws new z."""
     trainer = make(tiny_config, f"tricks.g_latents={mode}")
     G, seen = trainer.step.G, list[torch.Tensor]()

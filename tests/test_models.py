@@ -77,9 +77,9 @@ def test_impossible_resolution_is_a_usage_error() -> None:
         build_models(model_config(name="dcgan", resolution=40))
 
 
-# ---------------------------------------------------------------------------- the seed's DCGAN
+# ---------------------------------------------------------------------------- the classic MNIST DCGAN tutorial's model
 
-SEED_G = [  # ../shared/seeds/001, build_dc_generator, in order
+SEED_G = [  # the tutorial's build_dc_generator, in order
     (torch.nn.Linear, dict(in_features=96, out_features=1024)),
     (torch.nn.ReLU, {}),
     (torch.nn.BatchNorm1d, dict(num_features=1024)),
@@ -115,7 +115,7 @@ def matches(found: list[torch.nn.Module], expected: list[tuple[type, dict]]) -> 
     for m, (_, attrs) in zip(found, expected, strict=True):
         assert {k: getattr(m, k) for k in attrs} == attrs, m
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            assert m.bias is not None  # PyTorch's defaults, as in the seed
+            assert m.bias is not None  # PyTorch's defaults, as in the tutorial
 
 
 def test_tutorial_dcgan_is_the_seeds_layer_list() -> None:
@@ -146,7 +146,7 @@ def test_tutorial_dcgan_flops_by_hand() -> None:
 
 
 def test_tutorial_dcgan_training_step_flops(tmp_path: Path) -> None:
-    """A fastgan step on the seed's model costs ~0.18 GFLOP per image (dcgan28 at width 64: ~0.9)."""
+    """A fastgan step on the DCGAN tutorial's model costs ~0.18 GFLOP per image (dcgan28 at width 64: ~0.9)."""
     from fastgan.bench.measure import flops_per_step
     from fastgan.config import load_config
     from fastgan.data.sources import open_source

@@ -111,7 +111,7 @@ class TricksConfig:
     d_batches: str = choice("separate", "separate", "concat")  # ganhacks #4: separate batches
     d_steps: int = 1  # D steps per G step, each on a fresh real batch
     # The G phase's latents: "fresh" draws new ones; "reuse" takes the last D phase's z and labels,
-    # as the seed tutorials do (they regenerate the D step's images for the G step).
+    # as the classic MNIST GAN tutorials do (they regenerate the D step's images for the G step).
     g_latents: str = choice("fresh", "fresh", "reuse")
     ema_halflife_images: int = 10_000  # G_ema half-life in images seen (Karras et al.); 0 = copy
     ema_rampup: float = 0.05  # half-life is at most this fraction of images seen (StyleGAN2-ADA); 0 = off

@@ -33,7 +33,7 @@ MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(build_mlp, None, "the MLP GAN of the classic tutorials"),
     "dcgan28": ModelSpec(build_dcgan28, (28,), "the small DCGAN of the MNIST tutorials, 28x28"),
     "dcgan": ModelSpec(build_dcgan, (16, 32, 64, 128), "Radford et al.'s DCGAN, 32 or 64 px (width = model.dcgan.width)"),
-    "tutorial-dcgan": ModelSpec(build_tutorial_dcgan, (28,), "the seed tutorial's MNIST DCGAN, exactly (4x4 transposed convs)"),
+    "tutorial-dcgan": ModelSpec(build_tutorial_dcgan, (28,), "the classic MNIST DCGAN tutorial's model, exactly (4x4 transposed convs)"),
     "r3gan": ModelSpec(build_r3gan, None, "R3GAN's normalisation-free residual nets (model.r3gan.stage_widths, stage_blocks)", check_r3gan),
 }
 

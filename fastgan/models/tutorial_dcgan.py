@@ -1,4 +1,4 @@
-"""The MNIST DCGAN of the seed tutorial (../shared/seeds/001), layer for layer.
+"""The model of the classic MNIST DCGAN tutorial (PyTorch, noise 96), layer for layer.
 
 G: z (96-dim, uniform in [-1, 1] in the tutorial) -> FC 1024, ReLU, BatchNorm1d
    -> FC 7x7x128, ReLU, BatchNorm1d -> ConvT 128->64 4x4/2 pad 1, ReLU, BatchNorm2d

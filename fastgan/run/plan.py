@@ -58,7 +58,7 @@ def check_flags(a: TrainArgs) -> None:
     if a.auto_resume and (a.config is None or a.out is None):
         raise UsageError("--auto-resume needs CONFIG and --out RUN, e.g. fastgan train configs/debug.toml --out runs/d1 --auto-resume")
     if a.config is None and a.resume is None:
-        raise UsageError("missing CONFIG: e.g. fastgan train configs/fashion-dcgan.toml (or --resume RUN_DIR)")
+        raise UsageError("missing CONFIG: e.g. fastgan train configs/fashion-r3gan.toml (or --resume RUN_DIR)")
 
 
 def plan_run(a: TrainArgs) -> Plan:
