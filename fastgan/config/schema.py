@@ -48,7 +48,7 @@ class R3GANConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "dcgan28"  # mlp | dcgan28 | dcgan | tutorial-dcgan | r3gan (see fastgan.models)
-    z_dim: int = 100
+    z_dim: int = 100  # length of the latent z
     latent: str = choice("gaussian", "gaussian", "uniform")  # z's distribution (fastgan.latents)
     resolution: int = 28  # output side in pixels; each model lists the sides it can make
     channels: int = 1  # 1 (grey) or 3 (RGB)
@@ -76,9 +76,9 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class AdamConfig:
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam's learning rate (Radford et al. 2015)
     betas: tuple[float, float] = (0.5, 0.999)  # Radford et al. 2015: beta1 = 0.5
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # Adam's L2 weight decay
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class DataConfig:
     # mnist | fashion-mnist | cifar10 | folder:PATH | npy:PATH
     source: str = "fashion-mnist"
     root: str = "data"  # where torchvision datasets are looked for and downloaded to
-    split: str = choice("train", "train", "test")
+    split: str = choice("train", "train", "test")  # which split of a torchvision dataset to train on
     backend: str = "tensor"  # see fastgan.data.BACKENDS
     num_workers: int = 2  # torchvision backend: DataLoader worker processes
     hflip: bool = False  # random horizontal flip (backends that augment)
@@ -133,15 +133,16 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 0
+    seed: int = 0  # seeds G's and D's initialisation, the latents, the data order and the sample grid
     batch_size: int = 64  # global batch: split evenly across processes
     total_images: int = 300_000  # real images shown to D over the whole run
     # auto: bf16 where the hardware computes in it (CUDA GPUs that support it; CPUs with avx512_bf16
     # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md).
     precision: str = choice("no", "no", "bf16", "fp16", "auto")
+    # torch.compile of G, D and the losses; reduce-overhead adds CUDA graphs (GPUs only)
     compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")
     compile_backend: str = "inductor"  # tests use "aot_eager" (no C++ build)
-    channels_last: bool = False
+    channels_last: bool = False  # NHWC memory format for G and D (faster convolutions on some hardware)
     # TF32 tensor cores for fp32 matmuls AND convolutions on NVIDIA GPUs (one switch for both;
     # PyTorch's own defaults differ: off for matmuls, on for cuDNN convs). MFU uses the matching peak.
     tf32: bool = True
