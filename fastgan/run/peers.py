@@ -19,8 +19,9 @@ _TIMEOUT = ("Timed out", "timed out", "Timeout")
 _PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Connection refused")
 
 
-class Stage:
-    """What the loop is doing now, and since when (host clock; set a few times per step, no sync)."""
+class PeerWatch:
+    """What the loop is doing now, and since when (host clock; set a few times per step, no sync),
+    so that a collective that fails can be told as one line: which stage waited, for how long."""
 
     def __init__(self, rank: int, num_processes: int, timeout_s: float) -> None:
         self.rank, self.num_processes, self.timeout_s = rank, num_processes, timeout_s

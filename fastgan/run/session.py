@@ -22,7 +22,7 @@ from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
 from fastgan.run.eval_hook import EvalHook
 from fastgan.run.lock import Lock, acquire_lock
-from fastgan.run.peers import Stage
+from fastgan.run.peers import PeerWatch
 from fastgan.run.plan import Plan
 from fastgan.run.reporter import Reporter
 from fastgan.run.resume import restore
@@ -95,17 +95,17 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
 def train(trainer: Trainer, run_dir: Path, reporter: Reporter, extra: list[Task]) -> None:
     """The loop with the run's tasks, under the stop signals; a lost peer becomes one line (exit 5)."""
     acc, t = trainer.accelerator, trainer.cfg.train
-    stage = Stage(acc.process_index, acc.num_processes, t.timeout_s)
+    watch = PeerWatch(acc.process_index, acc.num_processes, t.timeout_s)
     try:
         with StopSignals(acc.num_processes, t.timeout_s) as stop:
-            tasks = maintenance(trainer, run_dir, reporter, stop, stage, extra)
+            tasks = maintenance(trainer, run_dir, reporter, stop, watch, extra)
             # G_ema is not wrapped by DDP: make sure every process starts from the main one's.
-            stage.enter("broadcasting G_ema from the main process")
+            watch.enter("broadcasting G_ema from the main process")
             sync_from_main(acc, trainer.G_ema, params=True)
             reporter.start(trainer.cur_nimg)
-            run_loop(trainer, tasks, stage.enter)
+            run_loop(trainer, tasks, watch.enter)
     except RuntimeError as e:
-        failure = stage.failure(e)  # a collective timed out or lost a peer: one line, exit 5
+        failure = watch.failure(e)  # a collective timed out or lost a peer: one line, exit 5
         if failure is None:
             raise
         raise failure from None

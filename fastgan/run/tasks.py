@@ -17,7 +17,7 @@ from typing import NoReturn
 from fastgan.errors import Diverged, Stopped
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.guard import DivergenceGuard
-from fastgan.run.peers import Stage
+from fastgan.run.peers import PeerWatch
 from fastgan.run.reporter import Reporter, failure_warnings
 from fastgan.run.resume import save_checkpoint
 from fastgan.run.stop import StopSignals, signal_name
@@ -163,8 +163,8 @@ class StopCheck:
 
     stage = "the stop check (all-reduce on the gloo side group)"
 
-    def __init__(self, stop: StopSignals, checkpoint: Checkpoint, stage: Stage) -> None:
-        self.stop, self.checkpoint, self.stages = stop, checkpoint, stage
+    def __init__(self, stop: StopSignals, checkpoint: Checkpoint, watch: PeerWatch) -> None:
+        self.stop, self.checkpoint, self.watch = stop, checkpoint, watch
 
     def due(self, before: int, after: int, final: bool) -> bool:
         return not final
@@ -172,7 +172,7 @@ class StopCheck:
     def __call__(self, trainer: Trainer, final: bool) -> None:
         signum = self.stop.agreed()
         if signum:
-            self.stages.enter("writing the stop checkpoint")
+            self.watch.enter("writing the stop checkpoint")
             self.stop_and_save(trainer, signum)
 
     def stop_and_save(self, trainer: Trainer, signum: int) -> NoReturn:
@@ -190,7 +190,7 @@ class StopCheck:
         raise Stopped(message if trainer.accelerator.is_main_process else "", signum)
 
 
-def maintenance(trainer: Trainer, run_dir: Path, reporter: Reporter, stop: StopSignals, stage: Stage, extra: list[Task]) -> list[Task]:
+def maintenance(trainer: Trainer, run_dir: Path, reporter: Reporter, stop: StopSignals, watch: PeerWatch, extra: list[Task]) -> list[Task]:
     """The tasks of a training run, in the order they run after a step; `extra` (in-training
     eval) runs after the checkpoint, so a best eval can point at the checkpoint of its step."""
     guard = DivergenceGuard(trainer, run_dir)
@@ -202,5 +202,5 @@ def maintenance(trainer: Trainer, run_dir: Path, reporter: Reporter, stop: StopS
         SampleGrids(trainer, run_dir, reporter),
         saver,
         *extra,
-        StopCheck(stop, saver, stage),
+        StopCheck(stop, saver, watch),
     ]
