@@ -1,5 +1,6 @@
-"""Shared fixtures: tiny synthetic datasets, the CLI runner, the Fashion-MNIST gate, and a test
-time budget for scripts/gpu-check.sh (FASTGAN_TEST_BUDGET_S)."""
+"""Fixtures and hooks: tiny synthetic datasets, the CLI runner, a private feature cache, and a test
+time budget for scripts/gpu-check.sh (FASTGAN_TEST_BUDGET_S). Helpers that tests import are in
+tests/support.py."""
 
 from __future__ import annotations
 
@@ -7,55 +8,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; scripts/setup.sh does it)",
-)
-REPO = Path(__file__).resolve().parent.parent
-
-
-def write_tiny_npy(folder: Path) -> Path:
-    """256 grey 28x28 images of 4 classes (bright squares at class-dependent places), + labels."""
-    rng = np.random.default_rng(0)
-    labels = np.arange(256) % 4
-    images = rng.integers(0, 40, size=(256, 28, 28), dtype=np.uint8)
-    for i, c in enumerate(labels):
-        r, col = divmod(int(c), 2)
-        images[i, 4 + 12 * r : 12 + 12 * r, 4 + 12 * col : 12 + 12 * col] = 220
-    path = folder / "tiny.npy"
-    np.save(path, images)
-    np.save(folder / "tiny.labels.npy", labels.astype(np.int64))
-    return path
-
-
-def write_tiny(folder: Path) -> Path:
-    """A debug-sized config on the tiny array (written into `folder`): trains in about a second."""
-    npy = write_tiny_npy(folder)
-    cfg = folder / "tiny.toml"
-    cfg.write_text(
-        f"""
-[model]
-name = "dcgan28"
-width = 4
-
-[data]
-source = "npy:{npy}"
-
-[train]
-batch_size = 16
-total_images = 128
-log_every = 64
-sample_every = 64
-checkpoint_every = 64
-num_samples = 8
-"""
-    )
-    return cfg
+from tests.support import write_tiny, write_tiny_npy
 
 
 @pytest.fixture

@@ -10,22 +10,14 @@ import torch
 from fastgan.augment import ADJUST_EVERY, AdaptiveAugment, DiffAugment, NoAugment, build_augment
 from fastgan.augment.ops import OPS, color, cutout, translation
 from fastgan.config import AugmentConfig, load_config
-from fastgan.data.sources import open_source
 from fastgan.errors import UsageError
 from fastgan.run.resume import restore, save_checkpoint
 from fastgan.stats import DeviceStats
-from fastgan.train.build import Trainer, build_trainer
-from fastgan.train.setup import make_accelerator
 from fastgan.validate import validate
+from tests.support import make
 
 ALL = "color,translation,cutout"
 ON, OFF = torch.ones(4), torch.zeros(4)
-
-
-def make(config: Path, *overrides: str) -> Trainer:
-    cfg = load_config(config, list(overrides))
-    validate(cfg)
-    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
 
 
 @pytest.mark.parametrize("name", list(OPS))

@@ -12,13 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.run import checkpoint as ckpt
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import run
 
 
 def test_a_full_disk_is_one_line_and_older_checkpoints_stay(

@@ -10,15 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.config import load_config
-
-from .conftest import REPO
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import REPO, run
 
 
 def test_help_lists_commands(cli: CliRunner) -> None:

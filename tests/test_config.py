@@ -7,8 +7,7 @@ import pytest
 from fastgan.config import Config, load_config, to_toml
 from fastgan.errors import UsageError
 from fastgan.validate import validate
-
-from .conftest import REPO
+from tests.support import REPO
 
 
 def test_defaults_and_every_preset_load_and_validate() -> None:

@@ -12,7 +12,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.config import DataConfig
 from fastgan.data.backends import make_batches
 from fastgan.data.check import image_problem
@@ -20,11 +19,7 @@ from fastgan.data.contract import StreamSpec
 from fastgan.data.folder import FolderSource
 from fastgan.data.sources import ArraySource, open_source
 from fastgan.errors import UsageError
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import run
 
 
 def jpeg_bytes(size: int = 32) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.ddp
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / "cpu-ddp.yaml")]

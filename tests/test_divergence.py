@@ -11,15 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.config import load_config
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.reporter import failure_warnings
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import run
 
 
 def all_finite(path: Path) -> bool:

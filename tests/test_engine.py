@@ -15,8 +15,7 @@ from fastgan.run.resume import restore, save_checkpoint
 from fastgan.train.build import Trainer
 from fastgan.train.ema import EMA
 from fastgan.train.step import d_objective
-
-from .helpers import make, steps
+from tests.support import make, steps
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -11,9 +11,7 @@ from typer.testing import CliRunner
 
 from fastgan.metrics.feature_net import FEATURE_NET_ID
 from fastgan.run import checkpoint as ckpt
-
-from .conftest import needs_fashion
-from .helpers import run
+from tests.support import needs_fashion, run
 
 pytestmark = pytest.mark.usefixtures("feature_cache")  # no test writes to the user's feature cache
 

@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support import make
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 WARMUP_STEPS = 3  # reduce-overhead: step 1 warms up, step 2 records the graphs, step 3 replays them
@@ -34,16 +36,6 @@ def record(**values: Any) -> None:
     if path:
         with open(path, "a") as f:
             f.write(json.dumps(values) + "\n")
-
-
-def make(config: Path, *overrides: str) -> Any:
-    from fastgan.config import load_config
-    from fastgan.data.sources import open_source
-    from fastgan.train.build import build_trainer
-    from fastgan.train.setup import make_accelerator
-
-    cfg = load_config(config, list(overrides))
-    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
 
 
 def grads(trainer: Any) -> torch.Tensor:

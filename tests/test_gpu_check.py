@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, needs_fashion
+from tests.support import REPO, needs_fashion
 
 
 @pytest.mark.slow

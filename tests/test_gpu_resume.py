@@ -15,8 +15,7 @@ import pytest
 import torch
 
 from fastgan.run import checkpoint as ckpt
-
-from .conftest import REPO
+from tests.support import REPO
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

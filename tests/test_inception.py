@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from .helpers import run
+from tests.support import run
 
 pytestmark = pytest.mark.usefixtures("feature_cache")  # no test writes to the user's feature cache
 

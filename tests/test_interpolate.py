@@ -9,14 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.latents import draw_latents
 from fastgan.sampling.walks import lerp, slerp, truncate, walk
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import run
 
 
 def test_walk_ends_are_exactly_the_latents() -> None:

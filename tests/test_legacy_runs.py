@@ -13,8 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, needs_fashion
-from tests.helpers import run
+from tests.support import REPO, needs_fashion, run
 
 LEGACY = REPO / "tests" / "fixtures" / "legacy-runs"
 MADE = json.loads((LEGACY / "MADE.json").read_text())

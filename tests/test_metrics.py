@@ -16,11 +16,8 @@ from fastgan.metrics.feature_net import RECORD_PATH, FeatureCNN, extract_feature
 from fastgan.metrics.frechet import frechet_distance, trace_sqrt_product
 from fastgan.metrics.kid import kernel_inception_distance
 from fastgan.metrics.precision_recall import precision_recall
+from tests.support import needs_fashion
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not FASHION_DIR.is_dir(), reason=f"Fashion-MNIST not in {FASHION_DIR} (apt-get install dataset-fashion-mnist)"
-)
 NUM_SUBSET = 2000  # images per set in the FD sanity checks: enough for a stable 128-d covariance
 
 

@@ -11,7 +11,7 @@ from fastgan.config.load import config_from_tree
 from fastgan.errors import UsageError
 from fastgan.models import build_models
 from fastgan.models.conditioning import LabelPlanes, LatentInput
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def model_config(**keys: object) -> ModelConfig:

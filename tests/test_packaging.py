@@ -8,7 +8,7 @@ import sys
 import time
 import tomllib
 
-from .conftest import REPO
+from tests.support import REPO
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

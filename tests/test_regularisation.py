@@ -11,14 +11,9 @@ import torch
 from fastgan.losses.plan import adam_for_lazy
 from fastgan.run.resume import restore, save_checkpoint
 from fastgan.train.lazy_reg import LazyRegularizer
-
-from .helpers import make, steps
+from tests.support import make, params, steps
 
 RPGAN = ("loss.name=rpgan", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0")
-
-
-def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.named_parameters()}
 
 
 def test_adam_is_adjusted_by_r_over_r_plus_1(tiny_config: Path) -> None:

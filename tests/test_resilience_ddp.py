@@ -22,11 +22,9 @@ from typer.testing import CliRunner
 
 from fastgan.cli import app
 from fastgan.run import checkpoint as ckpt
-
-from .conftest import REPO
+from tests.support import FAULT_CLI, REPO, write_tiny
 
 pytestmark = pytest.mark.ddp
-FAULT_CLI = str(REPO / "tests" / "fault_cli.py")
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TOTAL = 320  # images: 20 steps of the global batch of 16
 MLP = (
@@ -55,7 +53,7 @@ def env(fault: str = "", **extra: str) -> dict[str, str]:
 
 def two_processes(port: int, *args: str, fault: str = "", record: Path | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    cmd += ["--dynamo_backend", "no", "--main_process_port", str(port), FAULT_CLI, "train", *args]
+    cmd += ["--dynamo_backend", "no", "--main_process_port", str(port), str(FAULT_CLI), "train", *args]
     extra = {"FASTGAN_FAULT_DIR": str(record)} if record is not None else {}
     return subprocess.run(cmd, env=env(fault, **extra), capture_output=True, text=True, timeout=240, cwd=REPO)
 
@@ -85,8 +83,6 @@ def assert_same_weights(a: dict, b: dict, exact: bool = True) -> None:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The uninterrupted 2-process run every interrupted one must end equal to."""
-    from .conftest import write_tiny
-
     folder = tmp_path_factory.mktemp("straight")
     config = write_tiny(folder)
     run = folder / "run"
@@ -128,7 +124,7 @@ def test_torchrun_restart_after_a_killed_rank_matches(straight: tuple[Path, dict
     config, reference = straight
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "1"]
-    cmd += [FAULT_CLI, "train", str(config), "--out", str(run), "--auto-resume", *sets(*MLP, "data.hflip=true")]
+    cmd += [str(FAULT_CLI), "train", str(config), "--out", str(run), "--auto-resume", *sets(*MLP, "data.hflip=true")]
     # Without it, a restarted worker can read the previous attempt's gloo addresses from the
     # store torchrun shares with it, and fail to connect (pytorch/pytorch#135712).
     restart_env = env("kill@176:1", TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
@@ -154,7 +150,7 @@ def test_sigint_to_the_launcher_stops_every_process_within_the_grace(tiny_config
 def test_a_stalled_peer_ends_the_job_with_one_line(tiny_config: Path, tmp_path: Path) -> None:
     run, fault, log = tmp_path / "run", tmp_path / "fault.json", tmp_path / "stderr.txt"
     cmd = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    cmd += ["--dynamo_backend", "no", "--main_process_port", "29541", FAULT_CLI, "train", str(tiny_config), "--out", str(run)]
+    cmd += ["--dynamo_backend", "no", "--main_process_port", "29541", str(FAULT_CLI), "train", str(tiny_config), "--out", str(run)]
     cmd += sets(*MLP, "train.timeout_s=10", "train.eval_every=0")
     with open(log, "w") as err:
         launcher = subprocess.Popen(cmd, env=env("stop@96:1", FASTGAN_FAULT_DIR=str(tmp_path)), stderr=err, cwd=REPO)
@@ -183,7 +179,7 @@ def test_two_machines_rehearsed_on_one(tmp_path: Path, tiny_config: Path) -> Non
         for machine in (0, 1):
             cmd = [*ACCELERATE, "--config_file", str(REPO / "launch" / "multi-node.yaml"), "--num_processes", "2"]
             cmd += ["--machine_rank", str(machine), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port)]
-            cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", FAULT_CLI, "train", *args]
+            cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", str(FAULT_CLI), "train", *args]
             procs.append(subprocess.Popen(cmd, env=env(fault), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO))
         return procs
 

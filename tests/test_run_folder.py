@@ -13,14 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.run import folder as rf
 from fastgan.run.lock import LOCK, STALE_S
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import run
 
 
 def test_a_folder_that_is_not_a_run_is_left_alone(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:

@@ -15,17 +15,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.sampling.timeline import MAX_FRAMES, evenly_spaced, grid_files
-
-from .conftest import REPO
+from tests.support import REPO, run
 
 SECTIONS = ('id="summary"', 'id="config"', 'id="curves"', 'id="samples"', 'id="warnings"')
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")

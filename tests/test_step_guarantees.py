@@ -12,19 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from fastgan.config import load_config
-from fastgan.data.sources import open_source
 from fastgan.losses import get_loss
 from fastgan.losses.penalties import PenaltyInputs, r1_penalty
-from fastgan.train.build import Trainer, build_trainer
+from fastgan.train.build import Trainer
 from fastgan.train.ema import EMA
-from fastgan.train.setup import make_accelerator
 from fastgan.train.step import Batch, Net, d_objective
-
-
-def make(config: Path, *overrides: str) -> Trainer:
-    cfg = load_config(config, list(overrides))
-    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
+from tests.support import make
 
 
 def params(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -15,15 +15,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.run import checkpoint as ckpt
-
-from .conftest import REPO
-
-
-def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
-    result = cli.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.support import FAULT_CLI, REPO, run
 
 
 def rows(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
@@ -36,7 +29,7 @@ def rows(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
 @pytest.mark.parametrize(("sig", "code"), [("term", 143), ("int", 130)])
 def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tiny_config: Path, tmp_path: Path, sig: str, code: int) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "tests" / "fault_cli.py"), "train", str(tiny_config), "--out", str(out)]
+    cmd = [sys.executable, str(FAULT_CLI), "train", str(tiny_config), "--out", str(out)]
     cmd += ["--set", "train.total_images=100000"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "FASTGAN_FAULT": f"{sig}@48:0", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

@@ -1,0 +1,108 @@
+"""What the tests share, in one place: where things are, the tiny datasets, a trainer built from a
+config, steps of it, and the CLI called in process. Fixtures and hooks live in tests/conftest.py.
+
+    from tests.support import REPO, make, run, steps
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fastgan.cli import app
+from fastgan.config import load_config
+from fastgan.validate import validate
+
+if TYPE_CHECKING:  # torch is imported where it is used, so conftest.py (and its clock) starts without it
+    import torch
+
+    from fastgan.train.build import Trainer
+
+REPO = Path(__file__).resolve().parent.parent
+FAULT_CLI = REPO / "tests" / "fault_cli.py"  # the CLI with a fault injected (its docstring says how)
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; scripts/setup.sh does it)",
+)
+
+
+# ---------------------------------------------------------------------------- tiny data
+
+
+def write_tiny_npy(folder: Path) -> Path:
+    """256 grey 28x28 images of 4 classes (bright squares at class-dependent places), + labels."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(256) % 4
+    images = rng.integers(0, 40, size=(256, 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        r, col = divmod(int(c), 2)
+        images[i, 4 + 12 * r : 12 + 12 * r, 4 + 12 * col : 12 + 12 * col] = 220
+    path = folder / "tiny.npy"
+    np.save(path, images)
+    np.save(folder / "tiny.labels.npy", labels.astype(np.int64))
+    return path
+
+
+def write_tiny(folder: Path) -> Path:
+    """A debug-sized config on the tiny array (written into `folder`): trains in about a second."""
+    npy = write_tiny_npy(folder)
+    cfg = folder / "tiny.toml"
+    cfg.write_text(
+        f"""
+[model]
+name = "dcgan28"
+width = 4
+
+[data]
+source = "npy:{npy}"
+
+[train]
+batch_size = 16
+total_images = 128
+log_every = 64
+sample_every = 64
+checkpoint_every = 64
+num_samples = 8
+"""
+    )
+    return cfg
+
+
+# ---------------------------------------------------------------------------- a trainer in process
+
+
+def make(config: Path, *overrides: str) -> Trainer:
+    """The trainer `fastgan train CONFIG --set OVERRIDE...` would build, checked as the CLI checks it."""
+    from fastgan.data.sources import open_source
+    from fastgan.train.build import build_trainer
+    from fastgan.train.setup import make_accelerator
+
+    cfg = load_config(config, list(overrides))
+    validate(cfg)
+    return build_trainer(cfg, make_accelerator(cfg), open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
+
+
+def steps(trainer: Trainer, n: int) -> None:
+    data = iter(trainer.data)
+    for _ in range(n):
+        trainer.train_step(data)
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters only: BatchNorm statistics update in every forward, skipped step or not."""
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+# ---------------------------------------------------------------------------- the CLI in process
+
+
+def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
+    """`fastgan ARGS` in process: (exit code, output)."""
+    result = cli.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
