@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so conftest.py (and its
     from fastgan.train.build import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
-FAULT_CLI = REPO / "tests" / "fault_cli.py"  # the CLI with a fault injected (its docstring says how)
+FAULT_CLI = REPO / "tests" / "distributed" / "fault_cli.py"  # the CLI with a fault injected (its docstring says how)
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(

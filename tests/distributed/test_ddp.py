@@ -32,7 +32,7 @@ def launch(args: list[str], processes: int = 2, port: int = 29517) -> subprocess
 
 
 def worker(config: Path, out: Path, steps: int, *overrides: str, processes: int = 2, port: int = 29517) -> list[dict]:
-    launch([str(REPO / "tests" / "ddp_worker.py"), str(config), str(out), str(steps), *overrides], processes, port)
+    launch([str(REPO / "tests" / "distributed" / "ddp_worker.py"), str(config), str(out), str(steps), *overrides], processes, port)
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(processes)]
 
 

@@ -1,6 +1,6 @@
 """The real `fastgan` CLI with one fault injected at a chosen point, for the multi-process tests:
 
-    FASTGAN_FAULT=ACTION@NIMG:RANK python tests/fault_cli.py train ...
+    FASTGAN_FAULT=ACTION@NIMG:RANK python tests/distributed/fault_cli.py train ...
 
 After the first step that reaches NIMG images, process RANK does ACTION once, on the first
 launch only (a torchrun restart or a relaunch without the variable trains cleanly):
@@ -57,7 +57,7 @@ def install(spec: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
     spec = os.environ.get("FASTGAN_FAULT", "")
     if spec and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
         install(spec)

@@ -1,7 +1,7 @@
-"""Run by tests/test_ddp.py under `accelerate launch`: N GAN steps through the real trainer,
+"""Run by tests/distributed/test_ddp.py under `accelerate launch`: N GAN steps through the real trainer,
 then every process saves its own G, D and G_ema to OUT/rank{R}.pt.
 
-    python tests/ddp_worker.py CONFIG OUT STEPS [section.key=value ...]
+    python tests/distributed/ddp_worker.py CONFIG OUT STEPS [section.key=value ...]
 """
 
 from __future__ import annotations

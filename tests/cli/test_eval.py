@@ -112,7 +112,7 @@ def test_publish_never_prunes_the_checkpoint_marked_best(tmp_path: Path) -> None
 def test_in_training_eval_under_two_processes(tiny_config: Path, tmp_path: Path) -> None:
     """Only the main process evaluates and the others wait for it: no deadlock, one record per eval.
     (It also runs the feature net on Accelerate's gloo device "cpu:0".)"""
-    from .test_ddp import launch
+    from tests.distributed.test_ddp import launch
 
     out = tmp_path / "run"
     launch(

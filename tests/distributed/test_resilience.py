@@ -1,6 +1,6 @@
 """No run lost, with 2 gloo processes: signals to one rank or to the launcher, kills and
 relaunches (accelerate launch, torchrun --max-restarts, two launchers as two machines, the SLURM
-script), and a stalled peer. Faults are injected at a fixed step by tests/fault_cli.py.
+script), and a stalled peer. Faults are injected at a fixed step by tests/distributed/fault_cli.py.
 
 The runs use the MLP without dropout (BatchNorm differs across process counts by design) and
 hflip, so a relaunch only matches the uninterrupted run if every process restores its own flips.
