@@ -148,7 +148,7 @@ def test_cuda_graphs_fp16_separate(gpu_config: Path) -> None:
 
 
 def test_fp16_overflow_in_one_network_skips_only_that_network_on_cuda(tiny_config: Path) -> None:
-    from tests.unit.test_engine import test_fp16_overflow_in_D_skips_only_D, test_fp16_overflow_in_G_skips_G_and_its_EMA_update
+    from tests.unit.test_step import test_fp16_overflow_in_D_skips_only_D, test_fp16_overflow_in_G_skips_G_and_its_EMA_update
 
     test_fp16_overflow_in_D_skips_only_D(tiny_config)
     test_fp16_overflow_in_G_skips_G_and_its_EMA_update(tiny_config)
@@ -156,13 +156,13 @@ def test_fp16_overflow_in_one_network_skips_only_that_network_on_cuda(tiny_confi
 
 @pytest.mark.parametrize("precision", ["no", "bf16", "fp16"])
 def test_a_non_finite_step_is_skipped_on_cuda(tiny_config: Path, precision: str) -> None:
-    from tests.unit.test_step_guarantees import test_a_non_finite_G_step_moves_neither_G_nor_G_ema
+    from tests.unit.test_step import test_a_non_finite_G_step_moves_neither_G_nor_G_ema
 
     test_a_non_finite_G_step_moves_neither_G_nor_G_ema(tiny_config, precision)
 
 
 def test_fp16_r1_matches_fp32_on_cuda() -> None:
-    from tests.unit.test_step_guarantees import r1_value
+    from tests.unit.test_step import r1_value
 
     assert r1_value("fp16", "cuda") == pytest.approx(r1_value("no", "cuda"), rel=2e-2)
 
@@ -176,7 +176,7 @@ def test_cuda_graphs_dcgan64_bf16(gpu_config_64: Path) -> None:
 
 
 def test_G_ema_batchnorm_recalibration_on_cuda(tiny_config: Path) -> None:
-    from tests.unit.test_step_guarantees import test_G_ema_gets_batchnorm_statistics_of_its_own_weights
+    from tests.unit.test_step import test_G_ema_gets_batchnorm_statistics_of_its_own_weights
 
     test_G_ema_gets_batchnorm_statistics_of_its_own_weights(tiny_config)
 
