@@ -1,4 +1,6 @@
-"""The ganhacks failure signals, as pure functions of one log interval's values."""
+"""The warnings a run prints and records (fastgan.run.reporter.failure_warnings): the ganhacks
+failure signals and the causes of skipped steps, as pure functions of one log interval's values.
+cli/test_report.py checks that a real run writes them to warnings.jsonl."""
 
 from __future__ import annotations
 
@@ -23,3 +25,11 @@ def test_each_signal() -> None:
 def test_d_loss_near_zero_is_not_a_signal_for_wasserstein_losses() -> None:
     cfg = load_config(None, ["loss.name=wgan-gp"])
     assert failure_warnings({**HEALTHY, "loss_D": -5.0}, cfg) == []
+
+
+def test_skip_warnings_name_the_cause() -> None:
+    cfg, fp16 = load_config(None), load_config(None, ["train.precision=fp16"])
+    diverging = failure_warnings({"skipped_G_total": 3.0, "nonfinite_loss_G_total": 3.0}, fp16)
+    assert any("3 G step(s) skipped" in w and "loss itself was inf/NaN" in w for w in diverging)
+    assert any("fp16 overflow" in w for w in failure_warnings({"skipped_D_total": 1.0}, fp16))
+    assert any("non-finite gradients" in w and "fp16" not in w for w in failure_warnings({"skipped_D_total": 1.0}, cfg))
