@@ -106,3 +106,13 @@ def run(cli: CliRunner, *args: str | Path) -> tuple[int, str]:
     """`fastgan ARGS` in process: (exit code, output)."""
     result = cli.invoke(app, [str(a) for a in args])
     return result.exit_code, result.output
+
+
+def train(cli: CliRunner, config: Path, out: Path, *sets: str) -> Path:
+    """`fastgan train CONFIG --out OUT --set SET...` in process; the test fails unless it exits 0."""
+    args: list[str | Path] = ["train", config, "--out", out]
+    for item in sets:
+        args += ["--set", item]
+    code, text = run(cli, *args)
+    assert code == 0, text
+    return out

@@ -11,17 +11,9 @@ from typer.testing import CliRunner
 
 from fastgan.metrics.feature_net import FEATURE_NET_ID
 from fastgan.run import checkpoint as ckpt
-from tests.support import needs_fashion, run
+from tests.support import needs_fashion, run, train
 
 pytestmark = pytest.mark.usefixtures("feature_cache")  # no test writes to the user's feature cache
-
-
-def train(cli: CliRunner, config: Path, out: Path, *sets: str) -> None:
-    args: list[str | Path] = ["train", config, "--out", out]
-    for item in sets:
-        args += ["--set", item]
-    code, text = run(cli, *args)
-    assert code == 0, text
 
 
 def test_eval_writes_eval_json_beside_the_run(cli: CliRunner, tiny_config: Path, tmp_path: Path, feature_cache: Path) -> None:

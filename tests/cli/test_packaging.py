@@ -1,4 +1,5 @@
-"""What can be checked of the container and the package without a Docker engine."""
+"""What can be checked of the container and the package without a Docker engine, and the
+installed command's surface: `fastgan --help` (instant, no torch) and `fastgan info`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 import time
 import tomllib
 
-from tests.support import REPO
+from typer.testing import CliRunner
+
+from tests.support import REPO, run
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -50,3 +53,13 @@ def test_help_is_instant_and_imports_no_torch() -> None:
 def test_launch_configs_exist() -> None:
     for name in ("single-gpu.yaml", "multi-gpu.yaml", "multi-node.yaml", "cpu-ddp.yaml", "slurm.sbatch"):
         assert (REPO / "launch" / name).is_file(), name
+
+
+def test_help_lists_commands(cli: CliRunner) -> None:
+    code, out = run(cli, "--help")
+    assert code == 0 and "train" in out and "sample" in out and "info" in out
+
+
+def test_info(cli: CliRunner) -> None:
+    code, text = run(cli, "info")
+    assert code == 0 and "torch" in text and "bf16" in text

@@ -1,5 +1,5 @@
-"""`--out` never writes into a folder fastgan did not create, bad paths are one line, and one
-trainer at a time uses a run folder."""
+"""`--out` never writes into a folder fastgan did not create nor over an existing run, bad paths
+are one line, and one trainer at a time uses a run folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from fastgan.run import folder as rf
 from fastgan.run.lock import LOCK, STALE_S
-from tests.support import run
+from tests.support import run, train
 
 
 def test_a_folder_that_is_not_a_run_is_left_alone(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
@@ -100,3 +100,11 @@ def test_live_owner_names_a_trainer_using_the_folder(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert live_owner(tmp_path) is None
+
+
+def test_existing_run_is_not_overwritten(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = train(cli, tiny_config, tmp_path / "run")
+    before = (out / "metrics.jsonl").read_text()
+    code, text = run(cli, "train", tiny_config, "--out", out)
+    assert code == 2 and "--resume" in text
+    assert (out / "metrics.jsonl").read_text() == before

@@ -1,4 +1,5 @@
-"""One process: a signal saves the run; the same command with --auto-resume starts, continues or
+"""One process: a resume continues from the newest checkpoint, bitwise as if never stopped; a
+signal saves the run; the same command with --auto-resume starts, continues or
 finishes it; --from picks an older checkpoint; overrides on resume mean what they say; the logs
 never hold duplicate rows or bare NaN."""
 
@@ -15,8 +16,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fastgan.config import load_config
 from fastgan.run import checkpoint as ckpt
-from tests.support import FAULT_CLI, REPO, run
+from tests.support import FAULT_CLI, REPO, run, train
 
 
 def rows(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
@@ -24,6 +26,40 @@ def rows(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
         raise ValueError(f"bare {x} in {name}")
 
     return [json.loads(line, parse_constant=strict) for line in (run_dir / name).read_text().splitlines()]
+
+
+def test_resume_continues_from_newest_checkpoint(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", run_dir)[0] == 0
+    code, text = run(cli, "train", "--resume", run_dir, "--set", "train.total_images=192")
+    assert code == 0, text
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["nimg"] for r in records] == [64, 128, 192]
+    assert load_config(run_dir / "config.toml").train.total_images == 192
+
+
+def test_resume_is_equivalent_to_training_straight(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    """128 images then 64 more, resumed, gives bitwise the same weights as 192 straight."""
+    straight = train(cli, tiny_config, tmp_path / "straight", "train.total_images=192")
+    resumed = train(cli, tiny_config, tmp_path / "resumed")
+    assert run(cli, "train", "--resume", resumed, "--set", "train.total_images=192")[0] == 0
+    a = torch.load(straight / "checkpoints" / "nimg-000000192" / "state.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "nimg-000000192" / "state.pt", weights_only=True)
+    for net in ("G", "D", "G_ema"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
+
+
+def test_resume_errors(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, text = run(cli, "train", "--resume", empty)
+    assert code == 2 and "not a run folder" in text
+    (empty / "config.toml").write_text((tiny_config).read_text())
+    code, text = run(cli, "train", "--resume", empty)
+    assert code == 2 and "no complete checkpoint" in text
+    code, text = run(cli, "train")
+    assert code == 2 and "missing CONFIG" in text
 
 
 @pytest.mark.parametrize(("sig", "code"), [("term", 143), ("int", 130)])

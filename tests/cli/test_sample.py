@@ -1,4 +1,6 @@
-"""Latent walks and truncation: the pure functions, then `fastgan sample --interpolate/--truncation` on tiny runs."""
+"""`fastgan sample` on tiny runs: a PNG grid or a .npy array, the same images for the same seed,
+latent walks (--interpolate, --between-classes), truncation, and every usage error. The walk
+functions themselves are in unit/test_walks.py."""
 
 from __future__ import annotations
 
@@ -10,55 +12,35 @@ import torch
 from typer.testing import CliRunner
 
 from fastgan.latents import draw_latents
-from fastgan.sampling.walks import lerp, slerp, truncate, walk
-from tests.support import run
+from tests.support import run, train
 
 
-def test_walk_ends_are_exactly_the_latents() -> None:
-    g = torch.Generator().manual_seed(0)
-    for dist in ("gaussian", "uniform"):
-        a, b = draw_latents(dist, 3, 64, generator=g), draw_latents(dist, 3, 64, generator=g)
-        path = walk(dist, a, b, 7)
-        assert path.shape == (3, 7, 64)
-        assert torch.equal(path[:, 0], a) and torch.equal(path[:, -1], b)
+def test_sample_png_and_npy(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", run_dir)[0] == 0
+    code, text = run(cli, "sample", run_dir, "--n", "10", "--out", tmp_path / "s.npy", "--seed", "1")
+    assert code == 0, text
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.dtype == np.uint8 and arr.shape == (10, 1, 28, 28)
+    # the same seed gives the same images, from the run folder or its newest checkpoint
+    run(cli, "sample", run_dir / "checkpoints" / "nimg-000000128", "--n", "10", "--out", tmp_path / "c.npy", "--seed", "1")
+    assert np.array_equal(arr, np.load(tmp_path / "c.npy"))
+    code, _ = run(cli, "sample", run_dir, "--n", "12", "--out", tmp_path / "grid.png")
+    from PIL import Image
+
+    assert code == 0 and Image.open(tmp_path / "grid.png").size[0] > 28
 
 
-def test_slerp_follows_the_sphere_and_lerp_the_line() -> None:
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(2, 512, generator=g), torch.randn(2, 512, generator=g)
-    t = torch.linspace(0, 1, 9)
-    mid_slerp, mid_lerp = slerp(a, b, t)[:, 4], lerp(a, b, t)[:, 4]
-    # Two gaussian draws are nearly orthogonal: the straight midpoint has ~1/sqrt(2) of their norm,
-    # the spherical one keeps it (the point of slerp for gaussian z).
-    norm = (a.norm(dim=1) + b.norm(dim=1)) / 2
-    assert torch.allclose(mid_slerp.norm(dim=1), norm, rtol=1e-4)
-    assert (mid_lerp.norm(dim=1) < 0.8 * norm).all()
-    assert torch.allclose(mid_lerp, (a + b) / 2)
-    same = slerp(a, a, t)  # zero angle: no division by sin(0)
-    assert torch.isfinite(same).all() and torch.allclose(same, a[:, None].expand_as(same))
-
-
-def test_walk_picks_slerp_for_gaussian_and_lerp_for_uniform() -> None:
-    g = torch.Generator().manual_seed(2)
-    a, b = draw_latents("uniform", 2, 16, generator=g), draw_latents("uniform", 2, 16, generator=g)
-    assert torch.equal(walk("uniform", a, b, 5), lerp(a, b, torch.linspace(0, 1, 5)))
-    assert torch.equal(walk("gaussian", a, b, 5), slerp(a, b, torch.linspace(0, 1, 5)))
-    assert a.min() >= -1 and a.max() <= 1
-
-
-def test_truncation_scales_toward_the_mean_and_one_changes_nothing() -> None:
-    z = torch.randn(4, 8)
-    assert truncate(z, 1.0) is z
-    assert torch.equal(truncate(z, 0.5), z * 0.5)
-    assert torch.count_nonzero(truncate(z, 0.0)) == 0
+def test_sample_errors(cli: CliRunner, tmp_path: Path) -> None:
+    code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png")
+    assert code == 2 and "not a run folder" in text
+    code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.jpg")
+    assert code == 2 and "must end in .png" in text
 
 
 @pytest.fixture
 def tiny_run(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "run"
-    code, text = run(cli, "train", tiny_config, "--out", out)
-    assert code == 0, text
-    return out
+    return train(cli, tiny_config, tmp_path / "run")
 
 
 def close(a: np.ndarray, b: np.ndarray) -> bool:
