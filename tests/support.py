@@ -20,6 +20,7 @@ from fastgan.validate import validate
 if TYPE_CHECKING:  # torch is imported where it is used, so conftest.py (and its clock) starts without it
     import torch
 
+    from fastgan.data.folder import FolderSource
     from fastgan.train.build import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,6 +73,17 @@ num_samples = 8
 """
     )
     return cfg
+
+
+def folder_source(root: Path, resolution: int = 8, channels: int = 1) -> FolderSource:
+    """`data.source = "folder:ROOT"`, opened as training opens it."""
+    from fastgan.config import DataConfig
+    from fastgan.data.folder import FolderSource
+    from fastgan.data.sources import open_source
+
+    src = open_source(DataConfig(source=f"folder:{root}"), channels, resolution)
+    assert isinstance(src, FolderSource)
+    return src
 
 
 # ---------------------------------------------------------------------------- a trainer in process

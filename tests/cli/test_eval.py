@@ -1,5 +1,6 @@
 """`fastgan eval` and in-training eval, on tiny runs: eval.json, the floor, usage errors,
-metrics.jsonl records, best.json, and the best checkpoint surviving pruning."""
+metrics.jsonl records, best.json, and the best checkpoint surviving pruning. In-training eval under
+two processes is in distributed/test_ddp.py."""
 
 from __future__ import annotations
 
@@ -98,22 +99,6 @@ def test_publish_never_prunes_the_checkpoint_marked_best(tmp_path: Path) -> None
         if nimg == 64:
             (tmp_path / "checkpoints" / ckpt.checkpoint_name(64) / ckpt.BEST_MARKER).write_text("{}")
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["nimg-000000064", "nimg-000000192"]
-
-
-@pytest.mark.ddp
-def test_in_training_eval_under_two_processes(tiny_config: Path, tmp_path: Path) -> None:
-    """Only the main process evaluates and the others wait for it: no deadlock, one record per eval.
-    (It also runs the feature net on Accelerate's gloo device "cpu:0".)"""
-    from tests.distributed.test_ddp import launch
-
-    out = tmp_path / "run"
-    launch(
-        ["-m", "fastgan", "train", str(tiny_config), "--out", str(out), "--set", "train.eval_every=64", "--set", "train.eval_samples=50"],
-        port=29541,
-    )
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["nimg"] for r in records if "fd" in r] == [64, 128]
-    assert json.loads((out / "best.json").read_text())["checkpoint"] is not None
 
 
 def test_truncated_eval_goes_beside_the_plain_one(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:

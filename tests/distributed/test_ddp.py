@@ -1,4 +1,7 @@
-"""Real 2-process DDP over gloo on the CPU, through `accelerate launch` (launch/cpu-ddp.yaml).
+"""Real 2-process DDP over gloo on the CPU, through `accelerate launch` (launch/cpu-ddp.yaml): the
+processes stay bitwise identical (also under the R3GAN recipe: the relativistic G phase, lazy R1/R2
+as their own D step through the DDP module, ADA's p reduced across processes), 2 processes match
+1 at the same global batch, the CLI writes once, and in-training eval does not deadlock.
 
 `accelerate launch --cpu --num_processes 2` would silently run one process; the config uses
 MULTI_GPU, which with no GPU gives gloo DDP because fastgan passes cpu=True to Accelerate.
@@ -72,3 +75,35 @@ def test_cli_under_accelerate_launch_writes_once(tiny_config: Path, tmp_path: Pa
     launch(["-m", "fastgan", "train", "--resume", str(out), "--set", "train.total_images=192"], port=29527)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["nimg"] for r in records] == [64, 128, 192]
+
+
+@pytest.mark.usefixtures("feature_cache")  # the launched processes inherit its FASTGAN_CACHE: not the user's cache
+def test_in_training_eval_under_two_processes(tiny_config: Path, tmp_path: Path) -> None:
+    """Only the main process evaluates and the others wait for it: no deadlock, one record per eval.
+    (It also runs the feature net on Accelerate's gloo device "cpu:0".)"""
+    out = tmp_path / "run"
+    launch(
+        ["-m", "fastgan", "train", str(tiny_config), "--out", str(out), "--set", "train.eval_every=64", "--set", "train.eval_samples=50"],
+        port=29541,
+    )
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["nimg"] for r in records if "fd" in r] == [64, 128]
+    assert json.loads((out / "best.json").read_text())["checkpoint"] is not None
+
+
+# ---------------------------------------------------------------------------- the R3GAN recipe
+
+RECIPE = (
+    "model.name=r3gan", "model.r3gan.stage_widths=[8, 8, 8]", "loss.name=rpgan", "loss.r1_gamma=0.5", "loss.r2_gamma=0.5",
+    "loss.reg_every=2", "augment.policy=color,translation,cutout", "augment.target=0.6", "augment.p=0.0", "augment.speed_images=2000",
+)  # fmt: skip
+
+
+def test_lazy_r1_r2_and_ada_keep_processes_identical(tiny_config: Path, tmp_path: Path) -> None:
+    r0, r1 = worker(tiny_config, tmp_path / "r3", 8, *RECIPE, port=29527)  # 4 penalty steps, 2 ADA adjustments
+    assert r0["world"] == r1["world"] == 2
+    for net in ("G", "D", "G_ema"):
+        for k in r0[net]:
+            assert torch.equal(r0[net][k], r1[net][k]), f"{net}.{k} differs across processes"
+    assert torch.equal(r0["augment"]["p"], r1["augment"]["p"])  # one p for all: r is summed over processes
+    assert r0["stats"]["penalty_reg_total"] > 0

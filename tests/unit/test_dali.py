@@ -1,5 +1,6 @@
 """The DALI backend on folders: shards, resume (also from the main process's state on every rank),
-flips, what it refuses, and the GPU path where there is a GPU. Runs DALI's CPU operators in CI."""
+flips and what it refuses, with DALI's CPU operators. Its GPU path is in gpu/test_cuda_dali.py, a
+training run resumed through it in cli/test_stop_and_resume.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from fastgan.cli import app
 from fastgan.config import DataConfig
 from fastgan.data.backends import make_batches
 from fastgan.data.contract import StreamSpec
 from fastgan.data.folder import FolderSource
 from fastgan.data.sources import open_source
 from fastgan.errors import UsageError
+from tests.support import folder_source
 
 pytest.importorskip("nvidia.dali", reason="NVIDIA DALI not installed (pip install nvidia-dali-cuda130)")
 
@@ -30,12 +30,6 @@ def write_ids(root: Path, n: int, size: tuple[int, int] = (12, 10)) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         Image.new("L", size, i).save(root / f"{i:03d}.png")
-
-
-def folder(root: Path, resolution: int = 8, channels: int = 1) -> FolderSource:
-    src = open_source(DataConfig(source=f"folder:{root}"), channels, resolution)
-    assert isinstance(src, FolderSource)
-    return src
 
 
 def spec(batch: int, rank: int = 0, world: int = 1, hflip: bool = False, seed: int = 3) -> StreamSpec:
@@ -63,7 +57,7 @@ def test_flat_folder_mixed_sizes_to_rgb(tmp_path: Path) -> None:
     Image.new("L", (8, 30), 90).save(tmp_path / "f" / "tall.png")
     Image.new("RGBA", (16, 16), (10, 200, 10, 128)).save(tmp_path / "f" / "alpha.png")
     Image.new("P", (50, 50), 3).save(tmp_path / "f" / "palette.png")
-    images, labels = next(iter(make_batches("dali", folder(tmp_path / "f", 16, 3), spec(4))))
+    images, labels = next(iter(make_batches("dali", folder_source(tmp_path / "f", 16, 3), spec(4))))
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8 and labels.tolist() == [0, 0, 0, 0]
     colours = {tuple(int(v) for v in im[:, 8, 8]) for im in images}
     assert any(abs(r - 200) <= 2 and g <= 12 for r, g, _ in colours)  # the red JPEG, cropped and resized
@@ -72,7 +66,7 @@ def test_flat_folder_mixed_sizes_to_rgb(tmp_path: Path) -> None:
 
 def test_each_pass_covers_the_folder_and_shards_are_disjoint(tmp_path: Path) -> None:
     write_ids(tmp_path / "ids", 42)
-    src = folder(tmp_path / "ids")
+    src = folder_source(tmp_path / "ids")
     one, _ = take(src, spec(6), 7)  # 7 x 6 = 42: exactly one pass
     assert sorted(i for b in one for i in b) == list(range(42))
     shards = [take(src, spec(4, rank=r, world=2), 5)[0] for r in range(2)]  # 21 per shard: 5 batches, 1 dropped
@@ -82,7 +76,7 @@ def test_each_pass_covers_the_folder_and_shards_are_disjoint(tmp_path: Path) -> 
 
 def test_passes_are_reshuffled_and_the_seed_changes_the_order(tmp_path: Path) -> None:
     write_ids(tmp_path / "ids", 24)
-    src = folder(tmp_path / "ids")
+    src = folder_source(tmp_path / "ids")
     two_passes, _ = take(src, spec(8), 6)
     assert two_passes[:3] != two_passes[3:] and sorted(sum(two_passes[3:], [])) == list(range(24))
     assert take(src, spec(8, seed=4), 3)[0] != two_passes[:3]
@@ -91,7 +85,7 @@ def test_passes_are_reshuffled_and_the_seed_changes_the_order(tmp_path: Path) ->
 @pytest.mark.parametrize("hflip", [False, True])
 def test_resume_continues_exactly(tmp_path: Path, hflip: bool) -> None:
     write_ids(tmp_path / "ids", 30, size=(10, 10))
-    src = folder(tmp_path / "ids")
+    src = folder_source(tmp_path / "ids")
 
     def run(n: int, state: dict | None = None) -> tuple[list[torch.Tensor], dict]:
         batches = make_batches("dali", src, spec(4, hflip=hflip))
@@ -111,7 +105,7 @@ def test_resume_continues_exactly(tmp_path: Path, hflip: bool) -> None:
 def test_the_main_process_state_resumes_every_rank(tmp_path: Path) -> None:
     """The trainer saves the main process's data state only; rank 1 must still continue its own shard."""
     write_ids(tmp_path / "ids", 41)  # uneven shards: 21 and 20 images
-    src = folder(tmp_path / "ids")
+    src = folder_source(tmp_path / "ids")
     _, rank0_state = take(src, spec(4, rank=0, world=2), 7)
     straight1, _ = take(src, spec(4, rank=1, world=2), 12)
     resumed1, _ = take(src, spec(4, rank=1, world=2), 5, state=rank0_state)
@@ -126,7 +120,7 @@ def test_flips_differ_between_ranks(tmp_path: Path) -> None:
         im = np.zeros((8, 8), dtype=np.uint8)
         im[:, 0] = 255  # a bright left column
         Image.fromarray(im).save(tmp_path / "edge" / f"{i:02d}.png")
-    src = folder(tmp_path / "edge")
+    src = folder_source(tmp_path / "edge")
     flips = []
     for rank in range(2):
         x, _ = next(iter(make_batches("dali", src, spec(32, rank=rank, world=2, hflip=True))))
@@ -147,7 +141,7 @@ def test_state_from_another_backend(tmp_path: Path, tiny_npy: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(islice((x for x, _ in again), 4), tensor[16:20], strict=True))
     write_ids(tmp_path / "ids", 16)
     with pytest.warns(UserWarning, match="restarts at a new pass"):
-        make_batches("dali", folder(tmp_path / "ids"), spec(4)).load_state_dict({"batches_taken": 3})
+        make_batches("dali", folder_source(tmp_path / "ids"), spec(4)).load_state_dict({"batches_taken": 3})
 
 
 def test_refuses_gif_and_missing_dali(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,46 +150,9 @@ def test_refuses_gif_and_missing_dali(tmp_path: Path, monkeypatch: pytest.Monkey
     write_ids(tmp_path / "mix", 4)
     Image.new("L", (8, 8), 1).save(tmp_path / "mix" / "anim.gif")
     with pytest.raises(UsageError, match="DALI cannot decode 1 GIF file"):
-        make_batches("dali", folder(tmp_path / "mix"), spec(4))
+        make_batches("dali", folder_source(tmp_path / "mix"), spec(4))
     import fastgan.data.dali_backend as dali_backend
 
     monkeypatch.setattr(dali_backend, "dali_available", lambda: False)
     with pytest.raises(UsageError, match=r"needs NVIDIA DALI: pip install"):
-        make_batches("dali", folder(tmp_path / "mix"), spec(4))
-
-
-def test_training_on_a_folder_resumes_bitwise(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
-    """The real CLI: 128 images then 64 more, resumed through a DALI checkpoint, equals 192 straight."""
-    from PIL import Image
-
-    (tmp_path / "imgs").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(48):
-        Image.fromarray(rng.integers(0, 255, (32, 30), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i:02d}.png")
-    data = ["--set", f"data.source=folder:{tmp_path / 'imgs'}", "--set", "data.backend=dali", "--set", "data.hflip=true"]
-
-    def train(*args: str | Path) -> None:
-        result = cli.invoke(app, [str(a) for a in ("train", *args, *data)])
-        assert result.exit_code == 0, result.output
-
-    train(tiny_config, "--out", tmp_path / "straight", "--set", "train.total_images=192")
-    train(tiny_config, "--out", tmp_path / "resumed")
-    train("--resume", tmp_path / "resumed", "--set", "train.total_images=192")
-    a, b = (torch.load(tmp_path / name / "checkpoints/nimg-000000192/state.pt", weights_only=True) for name in ("straight", "resumed"))
-    assert a["data"] == b["data"] and all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (mixed JPEG decode and GPU operators)")
-def test_gpu_pipelines_yield_on_the_device(tmp_path: Path, tiny_npy: Path) -> None:
-    from PIL import Image
-
-    (tmp_path / "j").mkdir()
-    for i in range(16):
-        Image.new("RGB", (48, 40), (8 * i, 0, 0)).save(tmp_path / "j" / f"{i:02d}.jpg")
-    gpu = StreamSpec(8, 0, 1, seed=0, device=torch.device("cuda", 0), hflip=True)
-    jpegs, arrays = folder(tmp_path / "j", 32, 3), open_source(DataConfig(source=f"npy:{tiny_npy}"), 3, 32)
-    for src in (jpegs, arrays):  # mixed (nvJPEG) decode + GPU resize/crop/flip; host gather + GPU flip
-        for images, labels in islice(iter(make_batches("dali", src, gpu)), 3):
-            assert images.device.type == labels.device.type == "cuda"
-            assert images.shape == (8, 3, 32, 32) and images.dtype == torch.uint8 and labels.dtype == torch.int64
+        make_batches("dali", folder_source(tmp_path / "mix"), spec(4))
