@@ -4,7 +4,7 @@ its default, what is allowed, and the comment beside or above it in the code.
     python scripts/config_docs.py            # rewrite docs/config.md
     python scripts/config_docs.py --check    # exit 1 if docs/config.md is not what the code says
 
-tests/unit/test_docs.py runs the check, so the reference cannot drift from the code.
+tests/unit/test_architecture.py runs the check, so the reference cannot drift from the code.
 """
 
 from __future__ import annotations
