@@ -1,0 +1,1 @@
+"""What needs a CUDA GPU (marked gpu, skipped without one): scripts/gpu-check.sh runs them with pytest -m gpu."""

@@ -1,0 +1,1 @@
+"""Functions and classes in process: models, losses, config, data, metrics, augment, the step, ..."""
