@@ -1,7 +1,9 @@
 """Divergence: the run-level policy on top of the step's skips.
 
 The step never applies an update with non-finite gradients; per phase it counts the steps it
-skipped and those whose loss itself was inf/NaN (fastgan.train.step). Once per log interval,
+skipped and those whose loss itself was inf/NaN (fastgan.train.step), and so does the lazy
+R1/R2 step (phase "reg", fastgan.train.lazy_reg): a penalty that is non-finite on every lazy
+step would otherwise leave D unregularised all run, without a word. Once per log interval,
 from the values read there (the same host sync), the guard adds up the images of the bad steps:
 a non-finite loss, or non-finite gradients outside fp16 (under fp16 a skip is an overflow that
 the loss scale absorbs). An interval that ends with non-finite weights counts whole. A clean
@@ -26,6 +28,9 @@ from fastgan.run import checkpoint as ckpt
 from fastgan.train.build import Trainer
 
 HIGH_LR = 1e-2  # Adam learning rates above this are far outside what GANs train with
+PHASES = ("D", "G", "reg")  # the step's phases that count bad steps; "reg" is lazy R1/R2, an update of D
+NET_OF = {"D": "D", "G": "G", "reg": "D"}
+LABEL = {"reg": "the lazy R1/R2 step"}
 
 
 class DivergenceGuard:
@@ -49,7 +54,7 @@ class DivergenceGuard:
     def pending_bad_steps(self) -> torch.Tensor:
         """Bad steps since the last read, as a device scalar (no sync)."""
         stats = self.trainer.step.stats
-        names = ["nonfinite_loss_D", "nonfinite_loss_G"] + ([] if self.fp16 else ["skipped_D", "skipped_G"])
+        names = [f"nonfinite_loss_{p}" for p in PHASES] + ([] if self.fp16 else [f"skipped_{p}" for p in PHASES])
         found = [x for x in (stats.peek(n) for n in names) if x is not None]
         return torch.stack(found).sum() if found else torch.zeros((), device=self.trainer.accelerator.device)
 
@@ -67,10 +72,10 @@ class DivergenceGuard:
         cfg = self.trainer.cfg
         start, self.last_read = self.last_read, cur_nimg
         weights = [net for net in ("G", "D") if values.get(f"nonfinite_weights_{net}_max", 0.0) > 0]
-        # Each D phase consumes one global batch; a G step follows d_steps of them.
-        images = max(
-            self.bad_steps(values, "D") * cfg.train.batch_size, self.bad_steps(values, "G") * cfg.train.batch_size * cfg.tricks.d_steps
-        )
+        # Each D phase consumes one global batch; a G step follows d_steps of them; a lazy R1/R2
+        # step stands for the loss.reg_every D steps it regularises.
+        per_step = {"D": 1, "G": cfg.tricks.d_steps, "reg": max(cfg.loss.reg_every, 1)}
+        images = max(self.bad_steps(values, p) * cfg.train.batch_size * per_step[p] for p in PHASES)
         bad = cur_nimg - start if weights else min(cur_nimg - start, math.ceil(images))
         if not bad:
             self.streak, self.since = 0, None
@@ -83,14 +88,16 @@ class DivergenceGuard:
 
     def message(self, values: dict[str, float], cur_nimg: int, weights: list[str]) -> str:
         cfg = self.trainer.cfg
-        losses = [n for n in ("D", "G") if n not in weights and values.get(f"nonfinite_loss_{n}_total", 0.0) > 0]
-        grads = [n for n in ("D", "G") if n not in weights + losses and self.bad_steps(values, n) > 0]
+        losses = [p for p in PHASES if p not in weights and values.get(f"nonfinite_loss_{p}_total", 0.0) > 0]
+        grads = [p for p in PHASES if p not in weights + losses and self.bad_steps(values, p) > 0]
         parts = (("weights", weights), ("loss" if len(losses) == 1 else "losses", losses), ("gradients", grads))
-        what = [f"the {part} of {' and '.join(nets)}" for part, nets in parts if nets]
-        nets = sorted({*weights, *losses, *grads})
+        what = [f"the {part} of {' and '.join(LABEL.get(p, p) for p in phases)}" for part, phases in parts if phases]
+        nets = sorted({NET_OF[p] for p in (*weights, *losses, *grads)})
         high = [f"optim.{net}.lr = {getattr(cfg.optim, net).lr:g}" for net in nets if getattr(cfg.optim, net).lr > HIGH_LR]
         if high:
             cause = f"a learning rate far too high ({', '.join(high)})"
+        elif set(losses + grads) == {"reg"}:
+            cause = f"the R1/R2 penalty alone (loss.r1_gamma = {cfg.loss.r1_gamma:g}, loss.r2_gamma = {cfg.loss.r2_gamma:g}: lower them)"
         elif self.fp16:
             cause = 'fp16 overflow in the forward pass (try train.precision = "bf16")'
         else:

@@ -70,3 +70,23 @@ def test_sample_and_eval_refuse_non_finite_weights(cli: CliRunner, tiny_config: 
         code, text = run(cli, *command)
         assert code == 2 and "inf/NaN" in text and "the run diverged" in text, text
     assert not (tmp_path / "s.png").exists()
+
+
+def test_a_lazy_r1_step_non_finite_every_time_stops_the_run(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D and G stay finite; only the lazy R1 step is NaN. Before, it was skipped all run, without a word."""
+    from fastgan.losses import penalties
+
+    def nan_r1(gamma: float) -> penalties.Penalty:
+        return lambda x: x.real_logits.float().sum() * float("nan")
+
+    monkeypatch.setattr(penalties, "r1_penalty", nan_r1)
+    lazy = ["--set", "loss.r1_gamma=0.1", "--set", "loss.reg_every=2", "--set", "train.log_every=64", "--set", "train.total_images=1024"]
+    out = tmp_path / "run"
+    code, text = run(cli, "train", tiny_config, "--out", out, *lazy)
+    assert code == 3, text
+    [line] = [x for x in text.splitlines() if x.startswith("error:")]
+    assert "the loss of the lazy R1/R2 step" in line and "the R1/R2 penalty alone (loss.r1_gamma = 0.1" in line, line
+    assert "optim.D.lr" not in line  # D and G themselves were fine
+    assert json.loads((out / "events.jsonl").read_text().splitlines()[-1])["exit_code"] == 3
