@@ -118,7 +118,9 @@ class Features(StrEnum):
 def evaluate(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
     metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated, from: fd, kid, pr")] = "fd,kid,pr",
-    n: Annotated[int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")] = 10_000,
+    n: Annotated[
+        int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")
+    ] = 10_000,  # eval.DEFAULT_N
     split: Annotated[Split, typer.Option("--split", help="The real split to compare with")] = Split.test,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
     features: Annotated[
@@ -129,7 +131,8 @@ def evaluate(
         str | None, typer.Option("--weights-sha256", help="Accept --weights with this SHA-256 instead of the published file's")
     ] = None,
     truncation: Annotated[
-        float, typer.Option("--truncation", help="psi in [0, 1] for the generated latents; writes eval-truncation-PSI.json unless 1")
+        float,
+        typer.Option("--truncation", help="psi in [0, 1] for the generated latents; written beside the others (eval-truncation-PSI.json)"),
     ] = 1.0,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""

@@ -213,8 +213,9 @@ class Check:
             "train_exit": rc,
             "eval_exit": rc_eval,
         }
-        if (run / "eval.json").is_file():
-            result["eval"] = json.loads((run / "eval.json").read_text())
+        written = run / ("eval.json" if n == "10000" else f"eval-n{n}.json")  # one file per kind of eval
+        if written.is_file():
+            result["eval"] = json.loads(written.read_text())
         self.details["train_eval"] = result
         for name, dst in (("samples/latest.png", "samples.png"), ("samples/timeline.gif", "timeline.gif")):
             src = run / name

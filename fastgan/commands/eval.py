@@ -22,6 +22,7 @@ from rich.table import Table
 from fastgan.errors import UsageError
 from fastgan.sampling.walks import check_truncation
 
+DEFAULT_N = 10_000  # generated (and real) images of `fastgan eval` unless --n says otherwise
 # Which way is better, for the table.
 DIRECTION = {"fd": "lower", "kid": "lower", "precision": "higher", "recall": "higher"}
 INCEPTION_NOTE = (
@@ -29,6 +30,19 @@ INCEPTION_NOTE = (
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt "
     "and run: fastgan eval RUN --features inception --weights PATH"
 )
+
+
+def eval_file_name(features: str, n: int, split: str, truncation: float) -> str:
+    """One file per kind of evaluation, so that an eval with other features, another sample count,
+    split or psi never replaces an earlier one: eval.json for the default kind (fashion features,
+    10k samples, test split, psi 1), else eval-<what differs>.json, e.g. eval-inception-n50000.json."""
+    parts = [
+        features if features != "fashion" else "",
+        f"n{n}" if n != DEFAULT_N else "",
+        split if split != "test" else "",
+        f"truncation-{truncation:g}" if truncation != 1.0 else "",
+    ]
+    return "-".join(["eval", *filter(None, parts)]) + ".json"
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -67,7 +81,7 @@ def run_eval(
     result["checkpoint"] = str(Path(where).resolve())
     result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
-    out = run_folder_of(path) / ("eval.json" if truncation == 1.0 else f"eval-truncation-{truncation:g}.json")
+    out = run_folder_of(path) / eval_file_name(features, n, split, truncation)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)  # atomic: a reader never sees half a file

@@ -23,7 +23,7 @@ def test_eval_writes_eval_json_beside_the_run(cli: CliRunner, tiny_config: Path,
     code, text = run(cli, "eval", run_dir / "checkpoints" / "nimg-000000128", "--n", "200")
     assert code == 0, text
     assert "fastgan eval" in text and "precision" in text and "Inception" in text
-    result = json.loads((run_dir / "eval.json").read_text())  # the run folder, not the checkpoint's
+    result = json.loads((run_dir / "eval-n200.json").read_text())  # the run folder, not the checkpoint's
     assert set(result["metrics"]) == set(result["floor"]) == {"fd", "kid", "kid_std", "precision", "recall"}
     assert result["n"] == 200 and result["split"] == "test" and result["feature_net"] == FEATURE_NET_ID
     assert result["checkpoint"].endswith("nimg-000000128") and result["date"]
@@ -37,7 +37,7 @@ def test_eval_writes_eval_json_beside_the_run(cli: CliRunner, tiny_config: Path,
 
     code, _ = run(cli, "eval", run_dir, "--n", "200", "--metrics", "fd")
     assert code == 0
-    again = json.loads((run_dir / "eval.json").read_text())
+    again = json.loads((run_dir / "eval-n200.json").read_text())
     assert again["metrics"]["fd"] == pytest.approx(result["metrics"]["fd"], rel=0.05)  # same seed; G_ema of the end of the run
     assert sorted(feature_cache.iterdir()) == cached  # served from the cache
 
@@ -60,7 +60,7 @@ def test_eval_against_the_fashion_mnist_test_split(cli: CliRunner, tmp_path: Pat
     train(cli, config, run_dir)
     code, text = run(cli, "eval", run_dir, "--n", "200", "--metrics", "fd,pr")
     assert code == 0, text
-    result = json.loads((run_dir / "eval.json").read_text())
+    result = json.loads((run_dir / "eval-n200.json").read_text())
     assert result["reference"] == "200 fashion-mnist test" and result["floor_set"] == "200 fashion-mnist train"
     assert set(result["metrics"]) == {"fd", "precision", "recall"}
     assert result["floor"]["fd"] < result["metrics"]["fd"] and result["floor"]["recall"] > 0.5
@@ -107,11 +107,29 @@ def test_truncated_eval_goes_beside_the_plain_one(cli: CliRunner, tiny_config: P
     run_dir = tmp_path / "run"
     train(cli, tiny_config, run_dir)
     assert run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr")[0] == 0
-    plain = json.loads((run_dir / "eval.json").read_text())
+    plain = json.loads((run_dir / "eval-n100.json").read_text())
     code, text = run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr", "--truncation", "1.0")
     assert code == 0, text
-    assert json.loads((run_dir / "eval.json").read_text())["metrics"] == plain["metrics"]  # psi 1 changes nothing
+    assert json.loads((run_dir / "eval-n100.json").read_text())["metrics"] == plain["metrics"]  # psi 1 changes nothing
     code, text = run(cli, "eval", run_dir, "--n", "100", "--metrics", "pr", "--truncation", "0.5")
     assert code == 0 and "truncation 0.5" in text, text
-    truncated = json.loads((run_dir / "eval-truncation-0.5.json").read_text())
+    truncated = json.loads((run_dir / "eval-n100-truncation-0.5.json").read_text())
     assert truncated["truncation"] == 0.5 and plain["truncation"] == 1.0 and set(truncated["metrics"]) == {"precision", "recall"}
+
+
+def test_an_eval_of_another_kind_never_replaces_an_earlier_one(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(cli, tiny_config, run_dir)
+    assert run(cli, "eval", run_dir, "--n", "100", "--metrics", "fd")[0] == 0
+    first = (run_dir / "eval-n100.json").read_bytes()
+    code, text = run(cli, "eval", run_dir, "--n", "120", "--metrics", "fd")
+    assert code == 0 and "eval-n120.json" in text, text
+    assert (run_dir / "eval-n100.json").read_bytes() == first and json.loads((run_dir / "eval-n120.json").read_text())["n"] == 120
+
+
+def test_eval_file_names_say_what_differs_from_the_default_kind() -> None:
+    from fastgan.commands.eval import DEFAULT_N, eval_file_name
+
+    assert eval_file_name("fashion", DEFAULT_N, "test", 1.0) == "eval.json"  # what earlier versions wrote
+    assert eval_file_name("inception", 50_000, "train", 0.7) == "eval-inception-n50000-train-truncation-0.7.json"
+    assert eval_file_name("fashion", DEFAULT_N, "test", 0.5) == "eval-truncation-0.5.json"

@@ -49,7 +49,7 @@ def test_eval_with_the_torchscript_detector(cli: CliRunner, tiny_config: Path, t
     assert code == 0, text
     code, text = run(cli, "eval", run_dir, "--n", "100", "--features", "inception", "--weights", weights, "--weights-sha256", digest)
     assert code == 0, text
-    result = json.loads((run_dir / "eval.json").read_text())
+    result = json.loads((run_dir / "eval-inception-n100.json").read_text())
     assert result["feature_net"] == f"inception-2015-12-05-{digest[:16]}"  # the exact file, in the record
     assert set(result["metrics"]) == {"fd", "kid", "kid_std", "precision", "recall"}
     assert result["floor"]["fd"] < result["metrics"]["fd"]  # untrained G against real halves
