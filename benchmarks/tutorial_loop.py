@@ -1,7 +1,7 @@
 """The classic MNIST GAN tutorial loops, as the tutorials wrote them, timed: the code people start from.
 
 `--model dcgan` is the classic MNIST DCGAN tutorial (PyTorch, noise 96): its model exactly
-(fastgan.models.tutorial_dcgan, whose layer list tests/test_models.py checks against the tutorial),
+(fastgan.models.tutorial_dcgan, whose layer list tests/unit/test_models.py checks against the tutorial),
 96-dim uniform noise in [-1, 1], and its loop: D scores the real batch and G(noise), the D loss
 is BCE on logits, `backward` runs through G too (the tutorial does not detach), then the G step
 *regenerates* the images from the same noise and scores them again. The tutorial leaves the
