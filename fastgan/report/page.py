@@ -16,17 +16,24 @@ from fastgan.report.runs import Bench, Run
 
 MAX_WARNINGS = 100  # per run; the rest are counted, and stay in warnings.jsonl
 
+# Readable on a phone: wide tables scroll inside their own box, images never exceed the width,
+# and long names (paths, config keys) wrap instead of widening the page.
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1300px; padding: 0 16px; color: #222; }
-h1 { font-size: 22px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 36px; } h3 { font-size: 15px; }
-table { border-collapse: collapse; margin: 8px 0; }
+h1 { font-size: 22px; overflow-wrap: anywhere; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 36px; }
+h3 { font-size: 15px; overflow-wrap: anywhere; } p, figcaption, summary { overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; max-width: 100%; } table { border-collapse: collapse; margin: 8px 0; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.differs td { background: #fff3b0; } tr.differs td:first-child { font-weight: 600; }
 code, td.mono { font-family: ui-monospace, monospace; font-size: 12.5px; }
 .samples { display: flex; flex-wrap: wrap; gap: 24px; } figure { margin: 0; } figcaption { color: #555; font-size: 12.5px; }
-.samples img { image-rendering: pixelated; max-width: 600px; border: 1px solid #ddd; }
-img.plot { max-width: 100%; } .note { color: #666; } nav a { margin-right: 14px; }
+.samples img { image-rendering: pixelated; max-width: 100%; height: auto; border: 1px solid #ddd; }
+img.plot { max-width: 100%; height: auto; } .note { color: #666; } nav { display: flex; flex-wrap: wrap; gap: 4px 14px; }
+@media (max-width: 700px) {
+  /* a grid shrunk by a fraction would drop uneven pixel rows with nearest-neighbour: smooth it instead */
+  .samples img { image-rendering: auto; } body { margin: 12px auto; padding: 0 10px; }
+}
 """
 
 
@@ -71,7 +78,7 @@ def table(header: list[str], rows: list[list[Any]], row_classes: list[str] | Non
     for i, row in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         body.append(f"<tr{cls}>" + "".join(cell(v) for v in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
 def section(anchor: str, title: str, body: str) -> str:
@@ -203,8 +210,10 @@ def bench_section(benches: list[Bench]) -> str:
 
 
 def render(runs: list[Run], benches: list[Bench]) -> str:
-    sections = [summary(runs), config_section(runs), curves_section(runs), samples_section(runs), warnings_section(runs)]
-    links = [("summary", "Runs"), ("config", "Config"), ("curves", "Curves"), ("samples", "Samples"), ("warnings", "Warnings")]
+    # the samples come right after the summary: they are what a person looks at first, and a
+    # screenshot of the page's top shows them
+    sections = [summary(runs), samples_section(runs), curves_section(runs), config_section(runs), warnings_section(runs)]
+    links = [("summary", "Runs"), ("samples", "Samples"), ("curves", "Curves"), ("config", "Config"), ("warnings", "Warnings")]
     if benches:
         sections.append(bench_section(benches))
         links.append(("bench", "Benchmarks"))
@@ -212,7 +221,9 @@ def render(runs: list[Run], benches: list[Bench]) -> str:
     made = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
         f'<body><h1>{html.escape(title)}</h1><p class="note">Written {made} by <code>fastgan report</code>.</p><nav>{nav}</nav>'
         + "".join(sections)
         + "</body></html>\n"

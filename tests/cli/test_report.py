@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,8 +113,6 @@ def test_report_on_two_runs_and_a_bench(cli: CliRunner, runs: tuple[Path, Path],
 
 
 def test_report_reads_runs_written_before_time_s_and_warnings_existed(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
-    import shutil
-
     old = tmp_path / "old"
     shutil.copytree(runs[0], old)
     rows = [json.loads(line) for line in (old / "metrics.jsonl").read_text().splitlines()]
@@ -123,7 +123,7 @@ def test_report_reads_runs_written_before_time_s_and_warnings_existed(cli: CliRu
     code, text = run(cli, "report", old, "--out", tmp_path / "r.html")
     assert code == 0, text
     page = (tmp_path / "r.html").read_text()
-    assert "data:image/gif" in page and "line 5 is not JSON" in page
+    assert "data:image/gif" in page and f"line {len(rows) + 1} is not JSON" in page
 
 
 def test_training_seconds_continue_across_sessions() -> None:
@@ -168,3 +168,73 @@ def test_report_without_matplotlib_says_how_to_install_it(
     code, text = run(cli, "report", runs[0], "--out", tmp_path / "r.html")
     assert code == 2 and "pip install 'fastgan[report]'" in text and "Traceback" not in text
     assert len(text.strip().splitlines()) == 1
+
+
+def test_sample_diversity_goes_to_metrics_jsonl_and_the_report(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    spreads = [row["sample_diversity"] for row in rows if "sample_diversity" in row]
+    assert len(spreads) == 4 and all(s > 0 for s in spreads)  # one per sample interval (32 of 128 images)
+    out = tmp_path / "one.html"
+    assert run(cli, "report", runs[0], "--out", out)[0] == 0
+    assert "Fixed-z sample diversity" in out.read_text()
+
+
+def test_figures_label_their_units_keep_legends_off_the_data_and_group_the_lazy_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastgan.report import plots
+    from fastgan.report.runs import Run
+
+    rows = [
+        {
+            "nimg": 64 * i,
+            "train_s": float(i),
+            "loss_D": 1.0 / (i + 1),
+            "loss_G": 2.0,
+            "penalty_reg": 0.1 * i + 0.1,
+            "gnorm_reg": 3.0,
+            "gnorm_reg_max": 4.0,
+        }
+        for i in range(40)
+    ]
+    runs = [
+        Run(name=name, path=Path(name), config={}, rows=rows, warnings=[], evals=[], notes=[], timeline=None, latest_png=None)
+        for name in "ab"
+    ]
+    groups, _ = plots.groups_for(runs)
+    assert [g.keys for g in groups if "penalty_reg" in g.keys] == [("penalty_reg", "gnorm_reg", "gnorm_reg_max")]
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    for group in groups:
+        plots.curve_figure(group, runs)
+    for fig, group in zip(figures, groups, strict=True):
+        assert fig.axes[0].get_ylabel() == group.unit != ""
+        assert fig.legends and all(ax.get_legend() is None for ax in fig.axes)  # one legend, outside the panels
+        lines = fig.axes[0].get_lines()
+        looks = {(line.get_linestyle(), line.get_marker()) for line in lines}
+        assert len(looks) == len(lines)  # every series differs by more than its colour
+
+
+def test_report_fits_a_phone(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "two.html"
+    assert run(cli, "report", *runs, "--out", out)[0] == 0
+    page = out.read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    tables = page.count("<table>")
+    assert tables > 0 and page.count('<div class="scroll"><table>') == tables  # each table scrolls sideways in its box
+    chromium = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if chromium is None:
+        pytest.skip("no Chromium here: the layout check needs a browser (apt-get install chromium)")
+    probe = tmp_path / "probe.html"  # the page plus a script that names every element wider than the window
+    script = (
+        "<script>addEventListener('load',()=>{const w=document.documentElement.clientWidth;"
+        "const wide=[...document.querySelectorAll('body *')].filter(e=>e.getBoundingClientRect().right>w+1"
+        "&&!e.closest('.scroll')).map(e=>e.tagName);document.body.setAttribute('data-wide',wide.join(' ')||'none');"
+        "document.body.setAttribute('data-page',document.documentElement.scrollWidth+'/'+w)})</script>"
+    )
+    probe.write_text(page.replace("</body>", script + "</body>"))
+    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=390,2000", "--virtual-time-budget=3000", "--dump-dom"]
+    dom = subprocess.run([*argv, probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    wide = re.search(r'data-wide="([^"]*)"', dom)
+    assert wide is not None, dom[-2000:]
+    assert wide.group(1) == "none", f"wider than a 390 px window: {wide.group(1)}"
+    width, window = re.search(r'data-page="(\d+)/(\d+)"', dom).groups()  # type: ignore[union-attr]
+    assert int(width) <= int(window)
