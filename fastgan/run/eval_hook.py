@@ -24,6 +24,7 @@ from fastgan.metrics.evaluate import RealSet, eval_latents, feature_cache_dir, g
 from fastgan.metrics.feature_net import FEATURE_NET_ID, FeatureCNN, load_feature_net
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.reporter import Reporter
+from fastgan.run.sync import main_process_first
 from fastgan.train.build import Trainer
 from fastgan.train.loop import crossed
 
@@ -45,9 +46,10 @@ class EvalHook:
         self.cfg = cfg
         self.names = list(t.eval_metrics)
         self.best_key = next((n for n in self.names if n in BEST_KEYS), None)
-        # Opened on every process, so a missing test split fails everywhere, before the run folder
-        # exists; only the main process keeps the images.
-        real, _ = real_sets(cfg.data, cfg.model, "test", t.eval_samples, floor=False)
+        # Opened by the main process first (torchvision may download the test split), then by the
+        # others, so a missing test split fails everywhere before the run folder exists; only the
+        # main process keeps the images.
+        real, _ = main_process_first(accelerator, lambda: real_sets(cfg.data, cfg.model, "test", t.eval_samples, floor=False))
         self.real: RealSet | None = real if accelerator.is_main_process else None
         self.real_features: torch.Tensor | None = None
         self.net: FeatureCNN | None = None

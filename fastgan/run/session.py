@@ -28,7 +28,7 @@ from fastgan.run.reporter import Reporter
 from fastgan.run.resume import restore
 from fastgan.run.resume_rules import describe
 from fastgan.run.stop import StopSignals
-from fastgan.run.sync import sync_from_main
+from fastgan.run.sync import main_process_first, sync_from_main
 from fastgan.run.tasks import maintenance
 from fastgan.train.build import Trainer, build_trainer
 from fastgan.train.loop import Task, run_loop
@@ -40,7 +40,8 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
     cfg = plan.cfg
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
-    source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
+    # torchvision may download or extract the dataset: the main process first, so they never write at once
+    source = main_process_first(accelerator, lambda: open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
     trainer = build_trainer(cfg, accelerator, source)
     hooks: list[EvalHook] = []
     if cfg.train.eval_every > 0:

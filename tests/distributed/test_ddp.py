@@ -1,7 +1,8 @@
 """Real 2-process DDP over gloo on the CPU, through `accelerate launch` (launch/cpu-ddp.yaml): the
 processes stay bitwise identical (also under the R3GAN recipe: the relativistic G phase, lazy R1/R2
 as their own D step through the DDP module, ADA's p reduced across processes), 2 processes match
-1 at the same global batch, the CLI writes once, and in-training eval does not deadlock.
+1 at the same global batch, the CLI writes once, in-training eval does not deadlock, and a dataset is
+downloaded by the main process alone.
 
 `accelerate launch --cpu --num_processes 2` would silently run one process; the config uses
 MULTI_GPU, which with no GPU gives gloo DDP because fastgan passes cpu=True to Accelerate.
@@ -89,6 +90,32 @@ def test_in_training_eval_under_two_processes(tiny_config: Path, tmp_path: Path)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["nimg"] for r in records if "fd" in r] == [64, 128]
     assert json.loads((out / "best.json").read_text())["checkpoint"] is not None
+
+
+@pytest.mark.usefixtures("feature_cache")
+def test_the_main_process_downloads_while_the_others_wait(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training split (the run) and the test split (in-training eval) are each downloaded once,
+    by the main process, and the other process opens them only after it. torchvision's CIFAR10 is
+    a fake that downloads nothing (tests/distributed/offline_cli.py)."""
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FASTGAN_FAKE_LOG", str(log))
+    data = ("data.source=cifar10", f"data.root={tmp_path / 'data'}")
+    sets = (*data, "data.download=true", "train.eval_every=128", "train.eval_samples=50")
+    args = [str(REPO / "tests" / "distributed" / "offline_cli.py"), "train", str(tiny_config), "--out", str(tmp_path / "run")]
+    # Without the data and without download: the main process's one line (torchrun ends the other
+    # process as soon as one exits, so the exit codes it reports depend on which exits first).
+    cmd = [*LAUNCH, "--num_processes", "2", "--main_process_port", "29553", *args]
+    cmd += [x for s in (*data, "data.download=false") for x in ("--set", s)]
+    refused = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert refused.returncode != 0 and refused.stderr.count("error: data.source = 'cifar10'") == 1, refused.stderr[-3000:]
+    assert not log.exists() and not (tmp_path / "run").exists()
+    launch([*args, *(x for s in sets for x in ("--set", s))], port=29551)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    for train in (True, False):
+        first, *rest = sorted((c for c in calls if c["train"] is train), key=lambda c: c["start"])
+        assert (first["rank"], first["downloaded"]) == (0, True), calls
+        assert [c["rank"] for c in rest] == [1] and not rest[0]["downloaded"], calls
+        assert rest[0]["start"] >= first["end"], calls
 
 
 # ---------------------------------------------------------------------------- the R3GAN recipe
