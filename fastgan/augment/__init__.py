@@ -9,7 +9,9 @@
   which the step calls after each D phase, moves p every `ADJUST_EVERY` D steps by
   sign(r - target) x images since the last adjustment / augment.speed_images, clamped to [0, 1],
   with r = E[sign(D(real))] summed over every process (an all-reduce of one number, on the
-  device: no host sync).
+  device: no host sync). Each process keeps its own running sum; a checkpoint holds their
+  total, which a resume puts back on the main process alone, so the next all-reduce sees the
+  same total at any process count.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class AdaptiveAugment(DiffAugment):
         images_per_step: int,
         reduce_sum: Callable[[Tensor], Tensor],
         stats: DeviceStats,
+        main: bool,
     ) -> None:
         super().__init__(ops, p, device)
         self.target = target
@@ -93,6 +96,7 @@ class AdaptiveAugment(DiffAugment):
         self.step_size = self.images_per_adjustment / speed_images  # p's largest move per adjustment
         self.reduce_sum = reduce_sum  # across processes, so every process keeps the same p
         self.stats = stats
+        self.main = main  # the main process holds the total of a restored running sum
         self.sign_sum = torch.zeros((), device=device)  # sum of sign(D(real)) since the last adjustment, this process
         self.steps = 0  # host counter of D steps since the last adjustment
 
@@ -112,22 +116,35 @@ class AdaptiveAugment(DiffAugment):
             self.steps = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"p": self.p.detach().cpu(), "sign_sum": self.sign_sum.detach().cpu(), "steps": self.steps}
+        """Call on every process (a checkpoint is written by all): `sign_sum` is the running sum
+        of all processes, an all-reduce of one number. Sums of signs are whole numbers, exact in
+        float32, so the total restored is exactly what the next adjustment would have summed."""
+        total = self.reduce_sum(self.sign_sum.detach().clone())
+        return {"p": self.p.detach().cpu(), "sign_sum": total.cpu(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The total running sum on the main process, zero on the others (checkpoints before the
+        total was saved hold the main process's own sum: the others' part is lost)."""
         super().load_state_dict(state)
         if "sign_sum" in state:
-            self.sign_sum.copy_(state["sign_sum"])
-            self.steps = int(state["steps"])
+            self.sign_sum.copy_(state["sign_sum"] if self.main else torch.zeros(()))
+            self.steps = int(state["steps"])  # a host counter, the same on every process
 
 
 Augment = NoAugment  # the interface: __call__, observe, adjust, state_dict, load_state_dict
 
 
 def build_augment(
-    cfg: AugmentConfig, *, device: torch.device, images_per_step: int, reduce_sum: Callable[[Tensor], Tensor], stats: DeviceStats
+    cfg: AugmentConfig,
+    *,
+    device: torch.device,
+    images_per_step: int,
+    reduce_sum: Callable[[Tensor], Tensor],
+    stats: DeviceStats,
+    main: bool = True,
 ) -> Augment:
-    """The augmentation a config asks for (images_per_step: the global batch of one D step)."""
+    """The augmentation a config asks for (images_per_step: the global batch of one D step;
+    reduce_sum: a sum over processes; main: whether this is the main process)."""
     ops = [OPS[name] for name in parse_policy(cfg.policy)]
     if not ops:
         return NoAugment()
@@ -135,5 +152,5 @@ def build_augment(
         return DiffAugment(ops, cfg.p, device)
     return AdaptiveAugment(
         ops, cfg.p, device, target=cfg.target, speed_images=cfg.speed_images, images_per_step=images_per_step,
-        reduce_sum=reduce_sum, stats=stats,
+        reduce_sum=reduce_sum, stats=stats, main=main,
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Saving and restoring a whole run, written by every process together.
 
 `state.pt` (main process): G, D, G_ema, both optimizers and scalers, images seen, the latent
-generator (the same on every process) and the device type. `rng-rank<R>.pt` (process R): its
+generator (the same on every process), the device type, and ADA's p with the total of every
+process's running sum. `rng-rank<R>.pt` (process R): its
 RNGs, data position and flip generator, since each process draws its own flips.
 
 Nothing non-finite is ever saved: the main process checks every floating-point tensor of the
@@ -29,7 +30,7 @@ from fastgan.train.build import Trainer
 STATE_VERSION = 2  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG
 
 
-def training_state(trainer: Trainer) -> dict[str, Any]:
+def training_state(trainer: Trainer, augment: dict[str, Any]) -> dict[str, Any]:
     s = trainer.step
     return {
         "version": STATE_VERSION,
@@ -44,7 +45,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "scaler_D": s.D.scaler.state_dict(),
         "data": trainer.data.state_dict(),  # the main process's; older fastgan restored it on every process
         "latent_gen": s.latents.generator.get_state(),
-        "augment": s.augment.state_dict(),  # ADA's p (empty without augmentation)
+        "augment": augment,  # ADA's p and running sum (empty without augmentation)
     }
 
 
@@ -62,7 +63,8 @@ def save_checkpoint(trainer: Trainer, run_dir: Path, guard: DivergenceGuard | No
     """All processes: check, write every part, publish (main), or raise StorageError on all."""
     acc, cfg = trainer.accelerator, trainer.cfg
     main, world = acc.is_main_process, acc.num_processes
-    state = training_state(trainer) if main else None
+    augment = trainer.step.augment.state_dict()  # on every process: ADA's running sum is summed over them
+    state = training_state(trainer, augment) if main else None
     bad = ckpt.nonfinite_tensors(state) if state is not None else []
     pending = guard.pending_bad_steps() if guard is not None else torch.zeros((), device=acc.device)
     flags = torch.stack([torch.tensor(float(bool(bad)), device=acc.device), pending.float()])

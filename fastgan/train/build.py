@@ -110,8 +110,9 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     G_net = Net("G", G, maybe_compile(G_ddp, cfg), opt_G, scaler(), lambda: accelerator.no_sync(G_ddp))
     D_net = Net("D", D, maybe_compile(D_ddp, cfg), opt_D, scaler(), lambda: accelerator.no_sync(D_ddp), eager=D_ddp)
     augment = build_augment(
-        cfg.augment, device=device, images_per_step=cfg.train.batch_size, reduce_sum=lambda x: accelerator.reduce(x, "sum"), stats=stats
-    )
+        cfg.augment, device=device, images_per_step=cfg.train.batch_size, reduce_sum=lambda x: accelerator.reduce(x, "sum"),
+        stats=stats, main=accelerator.is_main_process,
+    )  # fmt: skip
     regularize: Callable[[int, RegBatch], None] = no_regularizer
     if plan.lazy:  # R1/R2 as their own eager D step, every plan.every D steps
         regularize = LazyRegularizer(

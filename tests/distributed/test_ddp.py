@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastgan.augment import ADJUST_EVERY
 from tests.support import REPO
 
 pytestmark = pytest.mark.ddp
@@ -134,3 +135,16 @@ def test_lazy_r1_r2_and_ada_keep_processes_identical(tiny_config: Path, tmp_path
             assert torch.equal(r0[net][k], r1[net][k]), f"{net}.{k} differs across processes"
     assert torch.equal(r0["augment"]["p"], r1["augment"]["p"])  # one p for all: r is summed over processes
     assert r0["stats"]["penalty_reg_total"] > 0
+
+
+def test_a_resume_restores_the_total_of_every_process_ada_sum(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each process sums sign(D(real)) over its own images between adjustments: a checkpoint keeps
+    the total, not the main process's sum for every process to load."""
+    monkeypatch.setenv("DDP_WORKER_RESTORE", "1")
+    ada = ["augment.policy=translation", "augment.target=0.6", "augment.p=0.0", "augment.speed_images=2000"]
+    ada.append("optim.D.lr=1e-7")  # D stays near its random start: D(real) takes either sign, so the processes' sums differ
+    r0, r1 = worker(tiny_config, tmp_path / "ada", ADJUST_EVERY + 2, *ada, port=29555)  # 2 D steps into a window
+    assert not torch.equal(r0["ada_sum"], r1["ada_sum"])  # each process's own, else the test shows nothing
+    restored = r0["restored"]["ada_sum"] + r1["restored"]["ada_sum"]
+    assert torch.equal(restored, r0["ada_sum"] + r1["ada_sum"]), (restored, r0["ada_sum"], r1["ada_sum"])
+    assert r0["restored"]["augment"]["steps"] == r1["restored"]["augment"]["steps"] == 2
