@@ -27,10 +27,11 @@ def cpu_info() -> dict[str, str]:
 
 
 def has_bf16_units(device: torch.device) -> bool:
-    """True where bf16 runs in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16
-    or AMX (on other CPUs, bf16 autocast is emulated and ~20x slower than fp32)."""
+    """True where bf16 runs in hardware: a CUDA GPU that computes in it (Ampere and later), or a
+    CPU with AVX512-BF16 or AMX (elsewhere bf16 autocast is emulated and far slower than fp32).
+    `is_bf16_supported()` alone also says yes where CUDA only emulates bf16 (e.g. a V100)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return any(f in cpu_info()["flags"].split() for f in ("avx512_bf16", "amx_bf16"))
 
 

@@ -136,8 +136,9 @@ class TrainConfig:
     seed: int = 0  # seeds G's and D's initialisation, the latents, the data order and the sample grid
     batch_size: int = 64  # global batch: split evenly across processes
     total_images: int = 300_000  # real images shown to D over the whole run
-    # auto: bf16 where the hardware computes in it (CUDA GPUs that support it; CPUs with avx512_bf16
-    # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md).
+    # auto: bf16 where the hardware computes in it (CUDA GPUs from Ampere on; CPUs with avx512_bf16
+    # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md). A checkpoint
+    # records what it computed in, and a resume must compute in the same (fastgan.run.resume_rules).
     precision: str = choice("no", "no", "bf16", "fp16", "auto")
     # torch.compile of G, D and the losses; reduce-overhead adds CUDA graphs (GPUs only)
     compile: str = choice("off", "off", "default", "reduce-overhead", "max-autotune")

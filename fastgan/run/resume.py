@@ -1,7 +1,7 @@
 """Saving and restoring a whole run, written by every process together.
 
 `state.pt` (main process): G, D, G_ema, both optimizers and scalers, images seen, the latent
-generator (the same on every process), the device type, and ADA's p with the total of every
+generator (the same on every process), the device type, the precision trained in, and ADA's p with the total of every
 process's running sum. `rng-rank<R>.pt` (process R): its
 RNGs, data position and flip generator, since each process draws its own flips.
 
@@ -20,14 +20,15 @@ from typing import Any
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
-from fastgan.config import to_toml
-from fastgan.errors import StorageError, UsageError
+from fastgan.config import load_config, to_toml
+from fastgan.errors import FastganError, StorageError, UsageError
 from fastgan.losses.plan import regularisation_plan
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.guard import DivergenceGuard
+from fastgan.run.resume_rules import check_precision
 from fastgan.train.build import Trainer
 
-STATE_VERSION = 2  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG
+STATE_VERSION = 3  # 2: per-process data state in rng-rank<R>.pt, the device type, own-device CUDA RNG; 3: the precision, ADA's total
 
 
 def training_state(trainer: Trainer, augment: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def training_state(trainer: Trainer, augment: dict[str, Any]) -> dict[str, Any]:
         "version": STATE_VERSION,
         "cur_nimg": trainer.cur_nimg,
         "device_type": trainer.accelerator.device.type,
+        "precision": trainer.precision,  # what it computes in ("auto" made concrete): a resume must match it
         "G": trainer.G.state_dict(),
         "D": trainer.D.state_dict(),
         "G_ema": trainer.G_ema.state_dict(),
@@ -122,6 +124,7 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
     device type). Returns what could not be restored exactly and was re-seeded from
     (train.seed, images seen) instead: generator states of another device type."""
     state = ckpt.load_state(path)
+    check_precision(trained_precision(state, path), trainer.cfg.train.precision, trainer.precision, path)
     s, acc = trainer.step, trainer.accelerator
     try:
         trainer.G.load_state_dict(state["G"])
@@ -164,6 +167,18 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
         torch.cuda.manual_seed(reseed + rank)  # this process's device (Accelerate made it current)
         notes.append("the CUDA RNG")
     return notes
+
+
+def trained_precision(state: dict[str, Any], path: Path) -> str | None:
+    """The precision a checkpoint was trained in: its record, else (older checkpoints) the one in
+    its config.toml unless that was "auto" (None: what "auto" meant there is unknown)."""
+    if "precision" in state:
+        return str(state["precision"])
+    try:
+        precision = load_config(path / "config.toml").train.precision
+    except (FastganError, OSError):
+        return None
+    return None if precision == "auto" else precision
 
 
 def _fits(gen_state: Any, device: torch.device) -> bool:

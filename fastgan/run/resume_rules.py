@@ -7,6 +7,15 @@ execution knobs (device, compile, channels_last, TF32, where the data is read fr
 the same run is computed, not what it computes, and a run must be able to move machines.
 Everything else (model, loss, data source, batch size, precision, tricks, seed, ...) would not
 match the checkpoint or would silently change the experiment: refused with exit code 2.
+
+The precision a run computes in never changes, but `train.precision = "auto"` is made concrete
+on each machine (bf16 where the hardware computes in it, else "no"). So every checkpoint
+records the precision it was trained in (`precision` in state.pt), and a resume must compute in
+the same one (`check_precision`, when the checkpoint is restored): where "auto" means something
+else, the resume is refused, and `--set train.precision=<the recorded one>` continues it as
+trained. That is why train.precision may change on resume between "auto" and a concrete value,
+never between two concrete ones. A checkpoint from before the record was trained with the
+value in its config.toml; if that was "auto", it stays "auto" (what it meant is unknown).
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
 def check_resume_changes(old: Config, new: Config, run_dir: Path | str, source: str) -> dict[str, tuple[Any, Any]]:
     """The changes from `old` (the run's config.toml) to `new`, if all may change on resume."""
     changes = config_changes(old, new)
-    refused = [k for k in changes if k not in MUTABLE_ON_RESUME]
+    refused = [k for k in changes if k not in MUTABLE_ON_RESUME and not (k == "train.precision" and "auto" in changes[k])]
     if refused:
         shown = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in refused)
         raise UsageError(
@@ -65,3 +74,23 @@ def check_resume_changes(old: Config, new: Config, run_dir: Path | str, source: 
 
 def describe(changes: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
+def check_precision(trained: str | None, requested: str, resolved: str, checkpoint: Path) -> None:
+    """Refuse a resume that would compute in another precision than `checkpoint` was trained in.
+
+    trained: what the checkpoint records (None: "auto", before fastgan recorded what it meant);
+    requested: train.precision now; resolved: what it means on this machine."""
+    if trained is None:
+        if requested != "auto":
+            raise UsageError(
+                f"train.precision = {requested!r}: {checkpoint} was trained with 'auto' before fastgan recorded what that meant, "
+                "so another value cannot be checked against it; keep train.precision = 'auto'"
+            )
+        return
+    if resolved != trained:
+        raise UsageError(
+            f"train.precision = {requested!r} is {resolved!r} on this machine, but {checkpoint} was trained in {trained!r}: "
+            f"resume with --set train.precision={trained} to continue as trained (slow where the hardware only emulates it), "
+            "or start a new run"
+        )

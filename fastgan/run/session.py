@@ -62,7 +62,8 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
     error, lock = "", None
     if main:
         try:
-            lock = prepare_folder(plan, trainer.cur_nimg, notes, f"{accelerator.num_processes} process(es) on {accelerator.device}")
+            where = f"{accelerator.num_processes} process(es) on {accelerator.device}"
+            lock = prepare_folder(plan, trainer.cur_nimg, notes, where, trainer.precision)
         except UsageError as e:
             error = str(e)
     if accelerator.num_processes > 1:
@@ -114,8 +115,9 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter, extra: list[Task]
         reporter.finish(trainer.cur_nimg)
 
 
-def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> Lock:
-    """Main process: lock the run folder, mark it, and bring its logs back to `cur_nimg`."""
+def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, precision: str) -> Lock:
+    """Main process: lock the run folder, mark it, and bring its logs back to `cur_nimg`;
+    the start or resume event records where it runs and the precision it computes in."""
     run_dir, cfg = plan.run_dir, plan.cfg
     flag = "--out" if plan.checkpoint is None else "--resume"
     try:
@@ -157,6 +159,7 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> L
             superseded=moved,
             dropped_metrics_rows=dropped,
             where=where,
+            precision=precision,
             notes=lines,
         )
     except OSError as e:

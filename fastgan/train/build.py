@@ -44,6 +44,7 @@ class Trainer:
     step: GANStep
     data: Batches
     per_process_batch: int
+    precision: str  # train.precision with "auto" made concrete for this device: what the run computes in
     cur_nimg: int = 0
 
     @property
@@ -148,4 +149,4 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)
-    return Trainer(cfg, accelerator, step, data, batch)
+    return Trainer(cfg, accelerator, step, data, batch, precision)

@@ -41,8 +41,17 @@ def test_a_full_disk_is_one_line_and_older_checkpoints_stay(
 def test_files_are_fsynced_before_the_rename_publishes_them(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(f"replace {Path(a).name}"), real_replace(a, b))[1])
+
+    def fsync(fd: int) -> None:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(a: str | Path, b: str | Path) -> None:
+        calls.append(f"replace {Path(a).name}")
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     assert run(CliRunner(), "train", tiny_config, "--out", tmp_path / "run", "--set", "train.total_images=64")[0] == 0
     publish = calls.index("replace .tmp-nimg-000000064")
     synced = [c for c in calls[:publish] if ".tmp-nimg-000000064" in c]
@@ -86,7 +95,7 @@ def test_a_checkpoint_in_the_old_layout_resumes(cli: CliRunner, tiny_config: Pat
     assert run(cli, "train", tiny_config, "--out", out)[0] == 0
     folder = out / "checkpoints" / "nimg-000000128"
     state = torch.load(folder / "state.pt", weights_only=True)
-    del state["device_type"]
+    del state["device_type"], state["precision"]  # the precision trained in: from the checkpoint's config.toml
     state["version"] = 1
     torch.save(state, folder / "state.pt")
     rank0 = torch.load(folder / "rng-rank0.pt", weights_only=True)

@@ -132,6 +132,39 @@ def test_changes_on_resume_follow_the_allow_list(cli: CliRunner, tiny_config: Pa
     assert (out / "config.toml").read_text() == before  # refused before anything was written
 
 
+def test_a_resume_computes_in_the_precision_the_checkpoint_was_trained_in(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train.precision = "auto" trained in fp32 on a CPU without bf16 units; resumed where "auto"
+    means bf16 it is refused, and renaming "auto" to the recorded "no" continues it as trained."""
+    from fastgan import hardware
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 fma"})
+    assert run(cli, "train", tiny_config, "--out", out, "--set", "train.precision=auto")[0] == 0
+    assert torch.load(out / "checkpoints" / "nimg-000000128" / "state.pt", weights_only=True)["precision"] == "no"
+    assert rows(out, "events.jsonl")[0]["precision"] == "no"
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 avx512_bf16 amx_bf16"})  # another machine
+    code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=192")
+    assert code == 2 and "train.precision = 'auto' is 'bf16' on this machine" in text and "--set train.precision=no" in text, text
+    assert [r["nimg"] for r in rows(out)] == [64, 128]  # refused before anything was written
+    code, text = run(cli, "train", "--resume", out, "--set", "train.precision=no", "--set", "train.total_images=192")
+    assert code == 0, text
+    assert torch.load(out / "checkpoints" / "nimg-000000192" / "state.pt", weights_only=True)["precision"] == "no"
+    code, text = run(cli, "train", "--resume", out, "--set", "train.precision=fp16", "--set", "train.total_images=256")
+    assert code == 2 and "cannot change when resuming" in text  # between two concrete precisions: never
+
+
+def test_a_checkpoint_trained_with_auto_before_the_record_stays_auto(tmp_path: Path) -> None:
+    from fastgan.errors import UsageError
+    from fastgan.run.resume_rules import check_precision
+
+    check_precision(None, "auto", "bf16", tmp_path)  # what "auto" meant there is unknown: it continues as "auto"
+    with pytest.raises(UsageError, match="keep train.precision = 'auto'"):
+        check_precision(None, "no", "no", tmp_path)
+
+
 def test_optimizer_overrides_apply_after_the_state_is_loaded(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run(cli, "train", tiny_config, "--out", out)[0] == 0

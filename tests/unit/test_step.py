@@ -192,6 +192,7 @@ def test_G_ema_gets_batchnorm_statistics_of_its_own_weights(tiny_config: Path) -
     rng_before = torch.get_rng_state()
     latent_before = trainer.step.latents.generator.get_state()
     trainer.ready_G_ema()
+    assert bn_ema.running_mean is not None and bn_ema.running_var is not None and bn_G.running_mean is not None
     first = bn_ema.running_mean.clone(), bn_ema.running_var.clone()
     assert not torch.allclose(first[0], bn_G.running_mean), "G_ema still carries G's statistics"
     trainer.ready_G_ema()  # seeded by images seen: the same statistics again (to rounding: cuDNN is not bitwise repeatable)
@@ -308,6 +309,15 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pyte
     monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
     assert resolve_precision("auto", cpu) == "no"
     assert resolve_precision("fp16", cpu) == "fp16"  # explicit choices stay
+
+    # A GPU that emulates bf16 (a V100: is_bf16_supported() says yes unless emulation is excluded)
+    def emulates_bf16(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulates_bf16)
+    assert resolve_precision("auto", torch.device("cuda")) == "no"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
 
 
 def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -> None:
