@@ -6,8 +6,10 @@ beta = 0.5 ** (images per G step / half_life), so G_ema means the same at any ba
 half-life is capped at `rampup` x images seen, so G_ema is not stuck near the random initial G.
 
 G_ema's parameters are views into one flat buffer, so an update is three kernels whatever the
-model (cat, lerp, where) instead of one per tensor, and a skipped G step leaves G_ema exactly as
-it was: `where` selects the old values, while `lerp_` with weight 0 would still write NaN when
+model (cat, lerp, where) instead of one per tensor. The buffer holds each tensor in its memory
+order, so G's weights are read as views in any layout: with `train.channels_last` a flattening
+in logical order would copy every conv weight (a kernel each) before the cat. A skipped G step
+leaves G_ema exactly as it was: `where` selects the old values, while `lerp_` with weight 0 would still write NaN when
 G holds NaN (0 * NaN = NaN). G_ema is not wrapped by DDP; every process applies the same
 update to identical weights, so it stays identical.
 """
@@ -29,10 +31,12 @@ class EMA:
         self.images_per_step = images_per_step  # global batch x tricks.d_steps: real images per G step
         self.rampup = rampup
         params = list(G_ema.parameters())
-        self.flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
+        self.orders = [memory_order(p) for p in params]  # G's parameters have the same layouts (G_ema is its copy)
+        self.flat = torch.cat([in_memory_order(p, o) for p, o in zip(params, self.orders, strict=True)]) if params else torch.zeros(0)
         offset = 0
-        for p in params:  # make each parameter a view into the flat buffer
-            p.data = self.flat[offset : offset + p.numel()].view_as(p)
+        for p, order in zip(params, self.orders, strict=True):  # each parameter a view into the buffer, in its own layout
+            stored = self.flat[offset : offset + p.numel()].view([p.shape[d] for d in order])
+            p.data = stored.permute([order.index(d) for d in range(p.dim())])
             offset += p.numel()
 
     def beta(self, cur_nimg: int) -> float:
@@ -46,9 +50,20 @@ class EMA:
     def update(self, G: nn.Module, skipped: torch.Tensor, cur_nimg: int) -> None:
         """Move G_ema towards G; `skipped` (0-dim float, on device) is 1.0 when G's step was
         skipped, and then G_ema is left exactly as it is. No host sync."""
-        target = torch.cat([p.detach().reshape(-1) for p in G.parameters()])
+        target = torch.cat([in_memory_order(p, o) for p, o in zip(G.parameters(), self.orders, strict=True)])  # views, one cat
         moved = self.flat.lerp(target, 1.0 - self.beta(cur_nimg))
         torch.where(skipped.bool(), self.flat, moved, out=self.flat)
+
+
+def memory_order(t: torch.Tensor) -> list[int]:
+    """t's dims from the outermost in memory to the innermost ([0, 2, 3, 1] for channels_last)."""
+    strides = t.stride()
+    return sorted(range(t.dim()), key=lambda d: -strides[d])  # stable: ties (size-1 dims) keep their order
+
+
+def in_memory_order(t: torch.Tensor, order: list[int]) -> torch.Tensor:
+    """t flattened in `order`: a view when that is t's layout (permuted, a dense tensor is contiguous)."""
+    return t.detach().permute(order).reshape(-1)
 
 
 @torch.no_grad()

@@ -171,6 +171,44 @@ def test_ema_is_a_true_no_op_when_G_holds_nan() -> None:
     assert torch.allclose(G_ema.weight, before["weight"].lerp(torch.ones(2, 3), 1 - ema.beta(1000)))
 
 
+def test_ema_reads_channels_last_weights_without_copying_them(tiny_config: Path, tmp_path: Path) -> None:
+    """With train.channels_last G's conv weights are NHWC in memory: the update reads each one as a
+    view (reshaping it in NCHW order would copy it first, a kernel per weight), G_ema keeps the
+    layout, and the average is the same as the plain one."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.numel() > 1:  # not the 0-dim skip flag
+                self.names.add(func.overloadpacket.__name__)
+            return out
+
+    trainer = make(tiny_config, "train.channels_last=true")
+    G, G_ema, ema = trainer.G, trainer.G_ema, trainer.step.ema
+    convs = [k for k, p in G.named_parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in G_ema.parameters() if p.dim() == 4)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))
+    before, target = params(G_ema), params(G)
+    with Ops() as ops:
+        ema.update(G, torch.tensor(0.0), cur_nimg=10_000)
+    assert ops.names <= {"detach", "permute", "view", "_unsafe_view", "cat", "lerp", "where"}, ops.names  # views, no clone or copy
+    for k, w in params(G_ema).items():
+        assert torch.equal(w, before[k].lerp(target[k], 1 - ema.beta(10_000))), k
+    # channels_last may change on resume: the weights load into the other layout unchanged
+    saved = save_checkpoint(trainer, tmp_path).path
+    assert saved is not None
+    plain = make(tiny_config)
+    restore(plain, saved)
+    assert same(params(plain.G_ema), params(G_ema)) and all(p.is_contiguous() for p in plain.G_ema.parameters())
+
+
 def test_ema_half_life_is_counted_in_images(tiny_config: Path) -> None:
     ema = EMA(torch.nn.Linear(2, 2), half_life_images=1000, images_per_step=100, rampup=0.0)
     assert ema.beta(5000) ** 10 == pytest.approx(0.5)  # ten steps of 100 images halve the weight
