@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from fastgan.errors import Diverged, Stopped
 from fastgan.run import checkpoint as ckpt
+from fastgan.run.batchnorm import reset_nonfinite_batchnorm
 from fastgan.run.guard import DivergenceGuard
 from fastgan.run.peers import PeerWatch
 from fastgan.run.reporter import Reporter, failure_warnings
@@ -139,11 +140,19 @@ class Checkpoint:
             self.saved_at = trainer.cur_nimg
 
     def write(self, trainer: Trainer, final: bool) -> Path | None:
-        """Save, unless the state holds non-finite tensors: then warn, or at the end of the run stop (exit 3)."""
+        """Save, unless the state holds non-finite tensors: then warn, or at the end of the run stop (exit 3).
+        Non-finite BatchNorm statistics are not a reason: they are reset first, with one warning."""
+        n = trainer.cur_nimg
+        # Every process: their statistics are the main process's (RefreshStatistics), so all reset the same.
+        reset = [f"{net}.{name}" for net in ("G", "D", "G_ema") for name in reset_nonfinite_batchnorm(getattr(trainer, net))]
+        if reset:
+            shown = ", ".join(reset[:3]) + (f" and {len(reset) - 3} more" if len(reset) > 3 else "")
+            self.reporter.warn(
+                n, f"non-finite BatchNorm running statistics reset before the checkpoint ({shown}); the next batches estimate them again"
+            )
         saved = save_checkpoint(trainer, self.run_dir, self.guard)
         if saved.path is not None:
             return saved.path
-        n = trainer.cur_nimg
         what = f"{len(saved.nonfinite)} non-finite tensors (e.g. {saved.nonfinite[0]})" if saved.nonfinite else ""
         if final:
             main = trainer.accelerator.is_main_process

@@ -1,5 +1,6 @@
 """Divergence stops the run with exit code 3; nothing non-finite is ever saved or sampled; the
-last good checkpoint survives; nan/inf settings are refused before anything runs. The warnings
+last good checkpoint survives; non-finite BatchNorm statistics alone are reset at a checkpoint,
+not a reason to refuse it; nan/inf settings are refused before anything runs. The warnings
 that name why steps were skipped are in unit/test_failure_warnings.py."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from fastgan.run import checkpoint as ckpt
-from tests.support import run
+from tests.support import make, run
 
 
 def all_finite(path: Path) -> bool:
@@ -66,7 +67,8 @@ def test_sample_and_eval_refuse_non_finite_weights(cli: CliRunner, tiny_config: 
     first = next(k for k, v in weights.items() if v.is_floating_point())
     weights[first] = torch.full_like(weights[first], float("nan"))
     save_file(weights, str(out / "generator.safetensors"))
-    for command in (["sample", out, "--out", tmp_path / "s.png"], ["eval", out, "--n", "16", "--metrics", "fd"]):
+    commands: list[list[str | Path]] = [["sample", out, "--out", tmp_path / "s.png"], ["eval", out, "--n", "16", "--metrics", "fd"]]
+    for command in commands:
         code, text = run(cli, *command)
         assert code == 2 and "inf/NaN" in text and "the run diverged" in text, text
     assert not (tmp_path / "s.png").exists()
@@ -90,3 +92,27 @@ def test_a_lazy_r1_step_non_finite_every_time_stops_the_run(
     assert "the loss of the lazy R1/R2 step" in line and "the R1/R2 penalty alone (loss.r1_gamma = 0.1" in line, line
     assert "optim.D.lr" not in line  # D and G themselves were fine
     assert json.loads((out / "events.jsonl").read_text().splitlines()[-1])["exit_code"] == 3
+
+
+def test_a_non_finite_batchnorm_statistic_is_reset_at_the_checkpoint_with_one_warning(tiny_config: Path, tmp_path: Path) -> None:
+    """A NaN running variance (one overflowing forward pass leaves it so) no longer refuses every
+    checkpoint until the run ends with exit 3: it is reset before the first one, with one warning."""
+    from torch import nn
+
+    from fastgan.run.reporter import Reporter
+    from fastgan.run.session import train
+
+    trainer = make(tiny_config)  # dcgan28: BatchNorm in G and D; checkpoints at 64 and 128 images
+    name, bn = next((n, m) for n, m in trainer.G.named_modules() if isinstance(m, nn.BatchNorm2d))
+    assert bn.running_var is not None
+    bn.running_var[0] = float("nan")  # stays NaN: the momentum update mixes the batch's variance into NaN
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train(trainer, run_dir, Reporter(run_dir, trainer.cfg.train.total_images, enabled=True, tensorboard=False), [])
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["nimg-000000064", "nimg-000000128"]
+    assert all(all_finite(p / "state.pt") for p in ckpt.list_checkpoints(run_dir))
+    warnings = [json.loads(line)["message"] for line in (run_dir / "warnings.jsonl").read_text().splitlines()]
+    assert [w for w in warnings if "BatchNorm" in w] == [
+        f"non-finite BatchNorm running statistics reset before the checkpoint (G.{name}); the next batches estimate them again"
+    ], warnings
+    assert not any("checkpoint not written" in w for w in warnings)
