@@ -161,8 +161,10 @@ class TrainConfig:
     # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
     # run stops within two of them (fastgan.run.guard).
     nonfinite_budget: int = -1
-    # Seconds any collective may wait for the other processes (Accelerate's InitProcessGroupKwargs):
-    # above the longest legitimate wait (in-training eval on the main process, a checkpoint write).
+    # Seconds one stage of a multi-process run may last before fastgan ends it as stalled, with one
+    # line and exit 5 (fastgan.run.peers): above the longest legitimate one (in-training eval on the
+    # main process, a checkpoint write, the first step's compile). The process groups' own timeouts
+    # (Accelerate's InitProcessGroupKwargs) come 30 s later.
     timeout_s: int = 1800
     eval_every: int = 0  # images between in-training metrics on the main process; 0 = off
     # fd | kid | pr (fastgan.metrics.METRICS). The first distance (fd or kid) picks the best checkpoint:

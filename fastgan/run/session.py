@@ -17,7 +17,7 @@ from accelerate.utils import broadcast_object_list
 
 from fastgan.config import to_toml
 from fastgan.data.sources import open_source
-from fastgan.errors import FastganError, UsageError
+from fastgan.errors import FastganError, PeerFailure, UsageError
 from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
 from fastgan.run.eval_hook import EvalHook
@@ -95,22 +95,30 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
 
 
 def train(trainer: Trainer, run_dir: Path, reporter: Reporter, extra: list[Task]) -> None:
-    """The loop with the run's tasks, under the stop signals; a lost peer becomes one line (exit 5)."""
+    """The loop with the run's tasks, under the stop signals; a lost or stalled peer becomes one
+    line (exit 5), said by the main thread or, when it is blocked, by the watchdog (fastgan.run.peers)."""
     acc, t = trainer.accelerator, trainer.cfg.train
-    watch = PeerWatch(acc.process_index, acc.num_processes, t.timeout_s)
+
+    def log_failure(e: PeerFailure) -> None:  # from the watchdog thread, just before the process ends
+        if acc.is_main_process:
+            with contextlib.suppress(OSError):
+                rf.log_event(run_dir, type(e).__name__, nimg=trainer.cur_nimg, message=str(e), exit_code=e.exit_code)
+
     try:
-        with StopSignals(acc.num_processes, t.timeout_s) as stop:
-            tasks = maintenance(trainer, run_dir, reporter, stop, watch, extra)
-            # G_ema is not wrapped by DDP: make sure every process starts from the main one's.
-            watch.enter("broadcasting G_ema from the main process")
-            sync_from_main(acc, trainer.G_ema, params=True)
-            reporter.start(trainer.cur_nimg)
-            run_loop(trainer, tasks, watch.enter)
-    except RuntimeError as e:
-        failure = watch.failure(e)  # a collective timed out or lost a peer: one line, exit 5
-        if failure is None:
-            raise
-        raise failure from None
+        with PeerWatch(acc.process_index, acc.num_processes, t.timeout_s, on_failure=log_failure) as watch:
+            try:
+                with StopSignals(acc.num_processes, t.timeout_s) as stop:
+                    tasks = maintenance(trainer, run_dir, reporter, stop, watch, extra)
+                    # G_ema is not wrapped by DDP: make sure every process starts from the main one's.
+                    watch.enter("broadcasting G_ema from the main process")
+                    sync_from_main(acc, trainer.G_ema, params=True)
+                    reporter.start(trainer.cur_nimg)
+                    run_loop(trainer, tasks, watch.enter)
+            except RuntimeError as e:
+                failure = watch.failure(e)  # a collective timed out or lost a peer: one line, exit 5
+                if failure is None:
+                    raise
+                raise failure from None
     finally:
         reporter.finish(trainer.cur_nimg)
 

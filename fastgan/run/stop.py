@@ -13,13 +13,14 @@ is short. SIGKILL still ends a process at once.
 
 from __future__ import annotations
 
-import datetime
 import signal
 from types import FrameType
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from fastgan.train.setup import collective_timeout
 
 CHECK_EVERY = 4  # steps between checks; a stop is agreed within two checks
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -31,7 +32,7 @@ class StopSignals:
         self.previous: dict[int, Any] = {}
         self.group: Any = None
         if num_processes > 1:  # every process creates it, in the same order (a collective)
-            self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
+            self.group = dist.new_group(backend="gloo", timeout=collective_timeout(timeout_s))
         self.pending: tuple[Any, torch.Tensor] | None = None
         self.steps = 0
 

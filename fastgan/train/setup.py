@@ -26,6 +26,15 @@ from fastgan.config import Config
 from fastgan.errors import UsageError
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# fastgan's own deadline (fastgan.run.peers) ends a stalled run at train.timeout_s with one line;
+# the backends give up this much later, so that NCCL's watchdog, which aborts the process with a
+# message of its own, never comes first.
+COLLECTIVE_MARGIN_S = 30
+
+
+def collective_timeout(timeout_s: float) -> datetime.timedelta:
+    """How long a collective of the process groups may wait: train.timeout_s plus the margin."""
+    return datetime.timedelta(seconds=timeout_s + COLLECTIVE_MARGIN_S)
 
 
 def make_accelerator(cfg: Config) -> Accelerator:
@@ -44,9 +53,9 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # Accelerate picks gloo DDP (MULTI_CPU) only when told cpu=True; without it, processes
     # launched on a machine with no GPU each run alone (DistributedType.NO).
     cpu = cfg.train.cpu or not torch.cuda.is_available()
-    # Every collective waits at most train.timeout_s for the other processes (a stalled peer
-    # would otherwise hang the job forever): fastgan.run.peers reports which one timed out.
-    timeout = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=cfg.train.timeout_s))
+    # A stalled peer would otherwise hang the job forever: collectives give up after
+    # train.timeout_s, and fastgan.run.peers reports which stage waited.
+    timeout = InitProcessGroupKwargs(timeout=collective_timeout(cfg.train.timeout_s))
     return Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp, timeout])
 
 

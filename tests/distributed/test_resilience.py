@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from fastgan.cli import app
 from fastgan.run import checkpoint as ckpt
+from fastgan.train.setup import COLLECTIVE_MARGIN_S
 from tests.support import FAULT_CLI, REPO, write_tiny
 
 pytestmark = pytest.mark.ddp
@@ -158,14 +159,49 @@ def test_a_stalled_peer_ends_the_job_with_one_line(tiny_config: Path, tmp_path: 
             deadline = time.monotonic() + 180
             while "timed out after" not in log.read_text() and time.monotonic() < deadline:
                 time.sleep(0.5)
+            said = time.time()
             text = log.read_text()
             assert "rank 0: the training step (its gradient all-reduce) timed out after 10 s" in text, text[-3000:]
             assert text.count("timed out after") == 1 and "Traceback" not in text.split("timed out after")[0][-2000:]
+            # fastgan's deadline said it, not gloo's timeout (COLLECTIVE_MARGIN_S later): NCCL's would abort the process
+            assert said - json.loads(fault.read_text())["time"] < 10 + COLLECTIVE_MARGIN_S, said
         finally:
             if fault.is_file():
                 os.kill(json.loads(fault.read_text())["pid"], signal.SIGKILL)  # the stalled process
             launcher.wait(timeout=120)
     assert launcher.returncode != 0
+
+
+def test_a_stop_signal_that_finds_every_process_blocked_ends_each_with_one_line(tiny_config: Path, tmp_path: Path) -> None:
+    """Rank 1's host blocks for good (as one in a CUDA sync on an NCCL collective that never ends:
+    its signal handlers run, but the loop never gets back), rank 0 waits for it in a collective,
+    and Ctrl-C reaches the launcher long before train.timeout_s. Neither can stop at a step
+    boundary and save, so each says so in fastgan's one line and exits 5, before torchrun's
+    SIGKILL 30 s after the signal would end them without a word."""
+    run, fault, log = tmp_path / "run", tmp_path / "fault.json", tmp_path / "stderr.txt"
+    cmd = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    cmd += ["--dynamo_backend", "no", "--main_process_port", "29549", str(FAULT_CLI), "train", str(tiny_config), "--out", str(run)]
+    cmd += sets(*MLP, "train.timeout_s=600", "train.eval_every=0")
+    with open(log, "w") as err:
+        launcher = subprocess.Popen(cmd, env=env("hang@96:1", FASTGAN_FAULT_DIR=str(tmp_path)), stderr=err, cwd=REPO)
+        try:
+            deadline = time.monotonic() + 180
+            while not fault.is_file() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2.0)  # rank 0 reaches a collective that waits for rank 1
+            sent = time.time()
+            launcher.send_signal(signal.SIGINT)
+            launcher.wait(timeout=120)
+        finally:
+            if launcher.poll() is None:
+                launcher.kill()
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "of SIGINT: another process stalled or died" in line]
+    assert sorted(line.split(":")[1] for line in lines) == [" rank 0", " rank 1"], text[-3000:]
+    assert all(line.startswith("error: rank ") and "did not finish within 20 s of SIGINT" in line for line in lines)
+    for rank in (0, 1):
+        ended = json.loads((tmp_path / f"exit-rank{rank}.json").read_text())
+        assert ended["code"] == 5 and ended["time"] - sent < 30, (rank, ended, sent)
 
 
 def test_two_machines_rehearsed_on_one(tmp_path: Path, tiny_config: Path) -> None:
