@@ -9,8 +9,6 @@ and prints the table.
 from __future__ import annotations
 
 import datetime
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from fastgan import files
 from fastgan.errors import UsageError
 from fastgan.sampling.walks import check_truncation
 
@@ -82,9 +81,7 @@ def run_eval(
     result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
     out = run_folder_of(path) / eval_file_name(features, n, split, truncation)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)  # atomic: a reader never sees half a file
+    files.write_json(out, result)  # atomic, and strict: a NaN score is written as null
 
     grey28 = fits_feature_net(cfg.model)
     Console(soft_wrap=False).print(results_table(result, grey28))

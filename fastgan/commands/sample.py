@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastgan import files
 from fastgan.errors import UsageError
 from fastgan.sampling.walks import check_truncation
 
@@ -20,13 +21,15 @@ def check_out(out: Path) -> None:
 
 
 def write_images(images: torch.Tensor, row: int, out: Path) -> None:
+    """Beside `out`, then renamed over it (fastgan.files): killed at any moment, `out` stays whole."""
     from fastgan.sampling.grid import save_png
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         save_png(images, row, out)
     else:
-        np.save(out, images.cpu().numpy())
+        with files.replacing(out) as f:
+            np.save(f, images.cpu().numpy())
 
 
 def device() -> torch.device:

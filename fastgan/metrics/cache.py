@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from fastgan import files
 from fastgan.metrics import feature_net
 from fastgan.metrics.feature_net import PREPROCESS_VERSION, Embedder, extract_features, load_feature_net
 
@@ -92,7 +92,5 @@ def real_features(
         images = torch.from_numpy(images if images.flags.writeable else images.copy())
     features = extract_features(net, images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"features": features.contiguous()}, str(tmp), metadata=key)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    files.write_atomic(path, save({"features": features.contiguous()}, metadata=key))  # a concurrent reader sees a whole file
     return features

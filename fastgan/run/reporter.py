@@ -6,7 +6,6 @@ Warnings are printed and also appended to warnings.jsonl, so `fastgan report` ca
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fastgan import files
 from fastgan.config import Config
 from fastgan.sampling.timeline import TimelineWriter
 
@@ -56,8 +56,7 @@ def failure_warnings(values: dict[str, float], cfg: Config) -> list[str]:
 
 def json_line(record: dict[str, Any]) -> str:
     """Strict JSON: inf and NaN become null (bare NaN is rejected by strict parsers)."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-    return json.dumps(clean, allow_nan=False) + "\n"
+    return files.json_text(record, indent=None)
 
 
 class Reporter:
@@ -116,8 +115,7 @@ class Reporter:
                 if not (k.endswith("_total") and not k.startswith("skipped")) and not (k.endswith("_max") and not k.startswith("gnorm"))
             },
         }
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json_line(record))
+        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         if self.writer is not None:
             for k, v in record.items():
                 if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
@@ -137,8 +135,8 @@ class Reporter:
         """Extra values at their own interval (e.g. in-training FD): jsonl and TensorBoard."""
         if not self.enabled:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), **values}))
+        record = {"nimg": cur_nimg, "time_s": self.elapsed(), **values}
+        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
 
@@ -158,8 +156,8 @@ class Reporter:
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
-            with open(self.run_dir / "warnings.jsonl", "a") as f:
-                f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}))
+            record = {"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}
+            files.append_line(self.run_dir / "warnings.jsonl", json_line(record), files.THEN_RESUME)
 
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:

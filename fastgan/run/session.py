@@ -15,9 +15,10 @@ from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
 
+from fastgan import files
 from fastgan.config import to_toml
 from fastgan.data.sources import open_source
-from fastgan.errors import FastganError, UsageError
+from fastgan.errors import FastganError, StorageError, UsageError
 from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
 from fastgan.run.eval_hook import EvalHook
@@ -58,16 +59,16 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
         )
 
     # From here on the run folder is written, by the main process; the others learn the outcome.
-    error, lock = "", None
+    error, full_disk, lock = "", False, None
     if main:
         try:
             lock = prepare_folder(plan, trainer.cur_nimg, notes, f"{accelerator.num_processes} process(es) on {accelerator.device}")
-        except UsageError as e:
-            error = str(e)
+        except (UsageError, StorageError) as e:
+            error, full_disk = str(e), isinstance(e, StorageError)
     if accelerator.num_processes > 1:
-        error = broadcast_object_list([error])[0]
+        error, full_disk = broadcast_object_list([error, full_disk])
     if error:
-        raise UsageError(error if main else "")
+        raise (StorageError if full_disk else UsageError)(error if main else "")
 
     run_dir = plan.run_dir
     try:
@@ -81,7 +82,7 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
             )
     except FastganError as e:
         if main:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, StorageError):  # a full disk: the line on stderr is what is left
                 rf.log_event(run_dir, type(e).__name__, nimg=trainer.cur_nimg, message=str(e), exit_code=e.exit_code)
         raise
     except OSError as e:  # the main process writing logs or samples
@@ -145,7 +146,7 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> L
                 f"notice: {plan.checkpoint} was saved on another device type: {', '.join(notes)} cannot be restored exactly and "
                 "were re-seeded from (train.seed, images seen); the run continues, but not bitwise as on the original device"
             )
-        rf.write_atomic(run_dir / "config.toml", to_toml(cfg))
+        files.write_atomic(run_dir / "config.toml", to_toml(cfg), files.THEN_RESUME)
         event = "resume" if plan.checkpoint is not None else "start"
         rf.log_event(
             run_dir,

@@ -118,3 +118,35 @@ def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], me
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png", *args)
     assert code == 2, text
     assert message in text and "Traceback" not in text
+
+
+def test_a_sample_killed_the_moment_its_destination_changes_leaves_a_whole_file(tiny_run: Path, tmp_path: Path) -> None:
+    """SIGKILL as soon as `--out` changes on disk: the file there loads, the earlier one or the new
+    one whole (today's atomic rename; a write in place would leave a torn .npy)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support import REPO
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((10, 1, 28, 28), dtype=np.uint8))
+    before = good.stat()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "fastgan", "sample", str(tiny_run), "--n", "20000", "--out", str(good)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            now = os.stat(good)
+            if (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode in (-signal.SIGKILL, 0), err.decode()[-2000:]
+    arr = np.load(good)
+    assert arr.shape in ((10, 1, 28, 28), (20000, 1, 28, 28)) and arr.dtype == np.uint8
