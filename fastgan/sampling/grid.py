@@ -4,6 +4,7 @@ person looks at, and the PNG it is saved as."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,31 @@ def diversity(images: torch.Tensor) -> torch.Tensor:
     return images.float().std(dim=0).mean()
 
 
-def sample_latents(model: ModelConfig, n: int, seed: int, truncation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """`fastgan sample`'s latents (CPU): z from `seed`, truncated by psi; a conditional model's
-    labels run class by class, one grid row per class. Returns z, labels and the row length."""
-    z = truncate(draw_latents(model.latent, n, model.z_dim, generator=torch.Generator().manual_seed(seed)), truncation)
-    if model.conditional:  # one row per class in the grid
-        per_class = -(-n // model.num_classes)
-        return z, torch.arange(model.num_classes).repeat_interleave(per_class)[:n], per_class
-    return z, torch.zeros(n, dtype=torch.long), int(np.ceil(np.sqrt(n)))
+CHUNK = 256  # images per generate call in `sample_chunks`: generate_uint8's batch, so chunks change no image
+
+
+def sample_labels(model: ModelConfig, n: int, start: int, stop: int) -> torch.Tensor:
+    """Labels of images start..stop-1 of `fastgan sample --n n`: a conditional model's run class by
+    class (one grid row per class), an unconditional model's are all 0."""
+    if model.conditional:
+        return torch.arange(start, stop) // -(-n // model.num_classes)
+    return torch.zeros(stop - start, dtype=torch.long)
+
+
+def grid_row(model: ModelConfig, n: int) -> int:
+    """Images per row of `fastgan sample`'s grid: one row per class, else as square as it gets."""
+    return -(-n // model.num_classes) if model.conditional else math.ceil(math.sqrt(n))
+
+
+def sample_chunks(
+    G: nn.Module, model: ModelConfig, n: int, seed: int, truncation: float, device: torch.device, chunk: int = CHUNK
+) -> Iterator[torch.Tensor]:
+    """`fastgan sample`'s `n` images as uint8 [<= chunk, C, H, W] CPU tensors, in order, so that
+    memory holds one chunk whatever `n` is. z comes from one generator seeded with `seed`, drawn
+    chunk by chunk: the same latents as one draw of all `n` (CPU randn fills blocks of 16 values,
+    and a chunk is a whole number of them), truncated by psi."""
+    g = torch.Generator().manual_seed(seed)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        z = truncate(draw_latents(model.latent, stop - start, model.z_dim, generator=g), truncation)
+        yield generate_uint8(G, z.to(device), sample_labels(model, n, start, stop).to(device)).cpu()

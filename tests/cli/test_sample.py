@@ -111,6 +111,8 @@ def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_confi
         (["--between-classes"], "add --interpolate N"),
         (["--interpolate", "2", "--n", "4"], "--n and --interpolate both set how many images"),
         (["--interpolate", "2", "--out", "x.jpg"], "must end in .png"),
+        (["--n", "10000000"], "a PNG grid of 10,000,000 images is too big to look at"),
+        (["--interpolate", "600", "--steps", "8"], "a PNG grid of 4,800 images is too big to look at"),
     ],
 )
 def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
@@ -150,3 +152,48 @@ def test_a_sample_killed_the_moment_its_destination_changes_leaves_a_whole_file(
     assert proc.returncode in (-signal.SIGKILL, 0), err.decode()[-2000:]
     arr = np.load(good)
     assert arr.shape in ((10, 1, 28, 28), (20000, 1, 28, 28)) and arr.dtype == np.uint8
+
+
+def peak_rss_bytes(*args: str | Path) -> int:
+    """Peak resident memory of `fastgan ARGS` in a process of its own (the command must succeed)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "fastgan", *map(str, args)], env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, args
+    return usage.ru_maxrss * 1024  # kB on Linux
+
+
+def test_a_big_npy_streams_memory_holds_the_model_and_one_chunk(tiny_run: Path, tmp_path: Path) -> None:
+    small = peak_rss_bytes("sample", tiny_run, "--n", "10", "--out", tmp_path / "small.npy")
+    big = peak_rss_bytes("sample", tiny_run, "--n", "100000", "--out", tmp_path / "big.npy")  # 78 MB of images
+    output = (tmp_path / "big.npy").stat().st_size
+    assert np.load(tmp_path / "big.npy", mmap_mode="r").shape == (100_000, 1, 28, 28)
+    assert big - small < output / 2, f"peak {big / 2**20:.0f} MiB vs {small / 2**20:.0f} MiB for 10 images"
+
+
+def test_streamed_samples_are_the_images_of_one_draw(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    from fastgan.run.generator import load_generator
+    from fastgan.sampling.grid import generate_uint8
+
+    assert run(cli, "sample", tiny_run, "--n", "600", "--seed", "3", "--out", tmp_path / "s.npy")[0] == 0
+    cfg, G, _ = load_generator(tiny_run)
+    z = draw_latents(cfg.model.latent, 600, cfg.model.z_dim, generator=torch.Generator().manual_seed(3))
+    assert close(np.load(tmp_path / "s.npy"), generate_uint8(G, z, torch.zeros(600, dtype=torch.long)).numpy())
+
+
+def test_the_disk_is_checked_before_any_image_is_made(
+    cli: CliRunner, tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))  # type: ignore[attr-defined]
+    code, text = run(cli, "sample", tiny_run, "--n", "100", "--out", tmp_path / "s.npy")
+    assert code == 2 and "GiB free" in text and text.count("\n") == 1, text
+    assert not list(tmp_path.glob("*s.npy.tmp*")) and not (tmp_path / "s.npy").exists()

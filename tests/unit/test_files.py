@@ -28,7 +28,8 @@ def test_a_failed_write_leaves_the_earlier_file_and_no_temporary(tmp_path: Path)
 def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:
     files.write_json(tmp_path / "x.json", {"a": math.nan, "b": [1.0, math.inf], "c": {"d": -math.inf}, "e": "NaN"})
     text = (tmp_path / "x.json").read_text()
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {"a": None, "b": [1.0, None], "c": {"d": None}, "e": "NaN"}
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert back == {"a": None, "b": [1.0, None], "c": {"d": None}, "e": "NaN"}
 
 
 def test_unused_name_never_replaces_a_file(tmp_path: Path) -> None:
