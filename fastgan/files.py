@@ -161,6 +161,15 @@ def check_file_out(path: Path, flag: str, example: str) -> None:
         _first_existing_parent(path, flag)
 
 
+def check_dir_out(path: Path, flag: str) -> None:
+    """`path` can be a folder that fastgan writes its own files into (it may exist): valid UTF-8, not a file, not below one."""
+    check_utf8(path, flag)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a folder; choose another {flag}")
+    if not path.exists():
+        _first_existing_parent(path, flag)
+
+
 def check_folder_out(path: Path, flag: str) -> None:
     """`path` can become a new folder of files: valid UTF-8, absent or empty, not below a file."""
     check_utf8(path, flag)

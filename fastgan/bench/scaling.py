@@ -24,10 +24,7 @@ def run_scaling(
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        counts = [int(p) for p in processes.split(",")]
-    except ValueError:
-        raise UsageError(f"--processes {processes!r}: expected counts like 1,2") from None
+    counts = [int(p) for p in processes.split(",")]  # checked by fastgan.commands.bench.parse_processes
     rung = names[-1] if len(names) < len(NAMES) else "tensor"
     cfg = load_config(config, base)
     rows = []

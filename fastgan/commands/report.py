@@ -19,6 +19,7 @@ def require_matplotlib() -> None:
 def run_report(paths: list[Path], out: Path) -> Path:
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {out}: the report is one HTML page; give a file ending in .html")
+    files.check_file_out(out, "--out", "report.html")
     from fastgan.report.runs import load_inputs
 
     runs, benches = load_inputs(paths)  # usage errors for bad paths come before the dependency check

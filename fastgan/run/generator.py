@@ -15,12 +15,10 @@ from fastgan.run import checkpoint as ckpt
 def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
     """(config, G_ema state dict, description) for a run folder, checkpoint folder or safetensors file."""
     if path.is_file() and path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         cfg_path = path.parent / "config.toml"
         if not cfg_path.is_file():
             raise UsageError(f"{path}: no config.toml beside it; it is needed to rebuild the generator")
-        return load_config(cfg_path), load_file(str(path)), str(path)
+        return load_config(cfg_path), load_safetensors(path), str(path)
     if (path / "state.pt").is_file():  # a checkpoint folder
         state = ckpt.load_state(path)
         return load_config(path / "config.toml"), state["G_ema"], str(path)
@@ -29,6 +27,19 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
             return find_generator(path / "generator.safetensors")
         return find_generator(ckpt.latest_checkpoint(path))
     raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or one line when it is truncated or not safetensors at all."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # SafetensorError, OSError, ...: the file is damaged
+        reason = (str(e).strip().splitlines() or [""])[0]
+        found = ckpt.list_checkpoints(path.parent)
+        instead = f"give its run's newest checkpoint instead: {found[-1]}" if found else "copy it again from where it was made"
+        raise UsageError(f"{path}: cannot read it, it is truncated or damaged ({type(e).__name__}: {reason}); {instead}") from None
 
 
 def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastgan import files
 from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
 from fastgan.run import checkpoint as ckpt
@@ -64,6 +65,7 @@ def check_flags(a: TrainArgs) -> None:
 def plan_run(a: TrainArgs) -> Plan:
     check_flags(a)
     if a.resume is not None:
+        files.check_utf8(a.resume, "--resume")
         rf.inspect(a.resume, "--resume")  # a file, or unreadable: one line
         if not (a.resume / "config.toml").is_file():
             raise UsageError(f"--resume {a.resume}: not a run folder (no config.toml); pass the folder a train run wrote")
@@ -76,6 +78,7 @@ def plan_run(a: TrainArgs) -> Plan:
     assert a.config is not None
     requested = load_config(a.config, a.overrides)
     run_dir = a.out or run_dir_default(a.config)
+    files.check_utf8(run_dir, "--out")  # TensorBoard, JSON and the report cannot name it: refused before any folder is made
     kind = rf.inspect(run_dir, "--out")
     if kind in (rf.Kind.ABSENT, rf.Kind.EMPTY):
         return Plan(requested, run_dir, None, existed=False)
