@@ -24,6 +24,7 @@ from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
 from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
+from fastgan.run.lock import refuse_if_held
 from fastgan.run.resume_rules import check_resume_changes
 
 
@@ -67,6 +68,7 @@ def plan_run(a: TrainArgs) -> Plan:
     if a.resume is not None:
         files.check_utf8(a.resume, "--resume")
         rf.inspect(a.resume, "--resume")  # a file, or unreadable: one line
+        refuse_if_held(a.resume)  # the lock first: a live trainer's folder is never read as if it were still
         if not (a.resume / "config.toml").is_file():
             raise UsageError(f"--resume {a.resume}: not a run folder (no config.toml); pass the folder a train run wrote")
         base = load_config(a.resume / "config.toml")
@@ -87,6 +89,7 @@ def plan_run(a: TrainArgs) -> Plan:
             f"--out {run_dir}: exists, is not empty and is not a fastgan run (no {rf.MARKER}); "
             "fastgan never writes into a folder it did not create: choose another --out"
         )
+    refuse_if_held(run_dir)  # before the checkpoints are read: never "nothing to do" for a run another trainer holds
     found = ckpt.list_checkpoints(run_dir)
     if not a.auto_resume:
         what = "a run with checkpoints" if found else "a run stopped before its first checkpoint"
