@@ -44,6 +44,19 @@ def checkpoint_nimg(path: Path) -> int:
     return int(match.group(1))
 
 
+def run_of_checkpoint(path: Path) -> Path | None:
+    """The run folder of a checkpoint folder, complete or not (RUN/checkpoints/nimg-..., or one
+    moved to RUN/checkpoints/superseded/), else None."""
+    path = path.resolve()
+    if not (path.is_dir() and path.name.startswith("nimg-")):
+        return None
+    if path.parent.name == "checkpoints":
+        return path.parent.parent
+    if path.parent.name == SUPERSEDED and path.parent.parent.name == "checkpoints":
+        return path.parent.parent.parent
+    return None
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     folder = run_dir / "checkpoints"
@@ -51,6 +64,18 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "state.pt").is_file()]
     return sorted(found, key=checkpoint_nimg)
+
+
+def incomplete_after(run_dir: Path, cur_nimg: int) -> list[str]:
+    """Names of checkpoint folders past `cur_nimg` that are not complete: a `.tmp-nimg-...` that a
+    save cut short left, or a `nimg-...` without its state.pt."""
+    folder = run_dir / "checkpoints"
+    found = []
+    for p in folder.iterdir() if folder.is_dir() else []:
+        match = _NAME.match(p.name.removeprefix(".tmp-"))
+        if match and int(match.group(1)) > cur_nimg and (p.name.startswith(".tmp-") or not (p / "state.pt").is_file()):
+            found.append(p.name)
+    return sorted(found)
 
 
 def latest_checkpoint(run_dir: Path) -> Path:

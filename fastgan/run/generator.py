@@ -22,10 +22,18 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
     if (path / "state.pt").is_file():  # a checkpoint folder
         state = ckpt.load_state(path)
         return load_config(path / "config.toml"), state["G_ema"], str(path)
+    run = ckpt.run_of_checkpoint(path)
+    if run is not None:  # a checkpoint folder whose state.pt is gone: say so, and what to give instead
+        found = ckpt.list_checkpoints(run)
+        others = f"a complete one, e.g. {found[-1]}, or the run folder {run}" if found else f"the run folder {run}"
+        raise UsageError(f"{path}: this checkpoint has no state.pt (cut short while saving, or removed); give {others}")
     if (path / "config.toml").is_file():  # a run folder
         if (path / "generator.safetensors").is_file():
             return find_generator(path / "generator.safetensors")
-        return find_generator(ckpt.latest_checkpoint(path))
+        found = ckpt.list_checkpoints(path)
+        if not found:
+            raise UsageError(f"{path}: the run has no generator.safetensors and no complete checkpoint yet; wait for its first checkpoint")
+        return find_generator(found[-1])
     raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
 
 

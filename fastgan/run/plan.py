@@ -46,6 +46,16 @@ class Plan:
     checkpoint: Path | None  # continue from it; None: start from scratch
     existed: bool  # the folder already held a run (resumed, or restarted after an early kill)
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # lines for the start of the run
+
+
+def newest_complete_notes(run_dir: Path, start: Path) -> list[str]:
+    """A notice when `start`, the newest complete checkpoint, is not the newest one saved."""
+    cut = ckpt.incomplete_after(run_dir, ckpt.checkpoint_nimg(start))
+    if not cut:
+        return []
+    return [f"notice: {', '.join(cut)} in {run_dir / 'checkpoints'} is incomplete (a save cut short); resuming from {start.name}, "
+            "the newest complete checkpoint"]  # fmt: skip
 
 
 def check_flags(a: TrainArgs) -> None:
@@ -74,8 +84,10 @@ def plan_run(a: TrainArgs) -> Plan:
         base = load_config(a.resume / "config.toml")
         cfg = load_config(a.resume / "config.toml", a.overrides)
         changes = check_resume_changes(base, cfg, a.resume, "--set " + " --set ".join(a.overrides))
-        start = ckpt.find_checkpoint(a.resume, a.from_) if a.from_ is not None else ckpt.latest_checkpoint(a.resume)
-        return Plan(cfg, a.resume, start, existed=True, changes=changes)
+        if a.from_ is not None:
+            return Plan(cfg, a.resume, ckpt.find_checkpoint(a.resume, a.from_), existed=True, changes=changes)
+        start = ckpt.latest_checkpoint(a.resume)
+        return Plan(cfg, a.resume, start, existed=True, changes=changes, notes=newest_complete_notes(a.resume, start))
 
     assert a.config is not None
     requested = load_config(a.config, a.overrides)
@@ -100,10 +112,11 @@ def plan_run(a: TrainArgs) -> Plan:
     if not found:  # killed before its first checkpoint: nothing to continue, start it again
         return Plan(requested, run_dir, None, existed=True)
     base = load_config(run_dir / "config.toml" if (run_dir / "config.toml").is_file() else found[-1] / "config.toml")
+    notes = newest_complete_notes(run_dir, found[-1])
     if rf.started_with(run_dir, requested):
-        return Plan(base, run_dir, found[-1], existed=True)  # the command the run began with: RUN's config.toml wins
+        return Plan(base, run_dir, found[-1], existed=True, notes=notes)  # the command the run began with: RUN's config.toml wins
     changes = check_resume_changes(base, requested, run_dir, f"{a.config}" + "".join(f" --set {o}" for o in a.overrides))
-    return Plan(requested, run_dir, found[-1], existed=True, changes=changes)
+    return Plan(requested, run_dir, found[-1], existed=True, changes=changes, notes=notes)
 
 
 def run_dir_default(config_path: Path | None) -> Path:

@@ -42,6 +42,8 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
     source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
+    if main and source.converted:  # said once, before the run: a source of another size or mode is no silent surprise
+        print(f"fastgan: data.source = {cfg.data.source!r}: {source.converted}", file=sys.stderr)
     trainer = build_trainer(cfg, accelerator, source)
     hooks: list[EvalHook] = []
     if cfg.train.eval_every > 0:
@@ -141,11 +143,7 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str) -> L
             lines.append(f"{' and '.join(what)} written past {cur_nimg:,} images by an earlier run")
         if plan.changes:
             lines.append(f"changed on resume: {describe(plan.changes)}")
-        if notes:
-            lines.append(
-                f"notice: {plan.checkpoint} was saved on another device type: {', '.join(notes)} cannot be restored exactly and "
-                "were re-seeded from (train.seed, images seen); the run continues, but not bitwise as on the original device"
-            )
+        lines += plan.notes + notes
         files.write_atomic(run_dir / "config.toml", to_toml(cfg), files.THEN_RESUME)
         event = "resume" if plan.checkpoint is not None else "start"
         rf.log_event(
