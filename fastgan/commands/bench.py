@@ -12,7 +12,7 @@ from fastgan.config import load_config
 from fastgan.errors import UsageError
 from fastgan.validate import validate
 
-DEFAULT_CONFIG = Path("configs/mnist-dcgan.toml")
+DEFAULT_CONFIG = Path("mnist-dcgan")  # a preset (fastgan.config.presets): the classic tutorial's model
 
 
 def parse_processes(text: str) -> list[int]:

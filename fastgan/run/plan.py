@@ -68,9 +68,9 @@ def check_flags(a: TrainArgs) -> None:
     if a.resume is not None and a.out is not None and a.out.resolve() != a.resume.resolve():
         raise UsageError(f"--out {a.out} and --resume {a.resume} name different folders: a resumed run stays in its folder; drop --out")
     if a.auto_resume and (a.config is None or a.out is None):
-        raise UsageError("--auto-resume needs CONFIG and --out RUN, e.g. fastgan train configs/debug.toml --out runs/d1 --auto-resume")
+        raise UsageError("--auto-resume needs CONFIG and --out RUN, e.g. fastgan train fashion-r3gan --out runs/f1 --auto-resume")
     if a.config is None and a.resume is None:
-        raise UsageError("missing CONFIG: e.g. fastgan train configs/fashion-r3gan.toml (or --resume RUN_DIR)")
+        raise UsageError("missing CONFIG: e.g. fastgan train fashion-r3gan (the quickstart; fastgan presets lists all), or --resume RUN")
 
 
 def plan_run(a: TrainArgs) -> Plan:
