@@ -75,6 +75,12 @@ class Progress:
             self.bar.start()
         return self
 
+    def set_total(self, total: int) -> None:
+        """For work whose size is known only once it started (eval: the real sets' sizes)."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.update(self.task, total=total)
+
     def advance(self, num: int) -> None:
         self.done += num
         if self.bar is not None:

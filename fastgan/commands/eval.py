@@ -19,6 +19,7 @@ from rich.table import Table
 
 from fastgan import files
 from fastgan.errors import UsageError
+from fastgan.progress import Progress
 from fastgan.sampling.walks import check_truncation
 
 DEFAULT_N = 10_000  # generated (and real) images of `fastgan eval` unless --n says otherwise
@@ -76,7 +77,11 @@ def run_eval(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net, net_id = load_features(features, weights, weights_sha256, device)  # a bad --weights fails before the real sets load
     cfg, G, where = load_generator(path)
-    result = evaluate_generator(G.to(device), cfg, names, n=n, split=split, seed=seed, truncation=truncation, net=net, net_id=net_id)
+    with Progress("eval", total=n, unit="img embedded") as progress:
+        G = G.to(device)
+        result = evaluate_generator(
+            G, cfg, names, n=n, split=split, seed=seed, truncation=truncation, net=net, net_id=net_id, progress=progress
+        )
     result["checkpoint"] = str(Path(where).resolve())
     result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
