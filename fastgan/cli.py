@@ -164,14 +164,20 @@ def train(
 @user_errors
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64)")] = None,
-    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="FILE.png (a grid) or FILE.npy (uint8 [N, C, H, W])")] = Path(
-        "samples.png"
-    ),
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64, or what --grid holds)")] = None,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            metavar="FILE|DIR/",
+            help="FILE.png (a grid), FILE.npy (uint8 [N, C, H, W]), DIR/ (one PNG per image), FILE.gif (walks: one frame per step)",
+        ),
+    ] = "samples.png",
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
     truncation: Annotated[
         float, typer.Option("--truncation", help="psi in [0, 1]: scale z toward its mean; lower = more typical, less diverse")
     ] = 1.0,
+    grid: Annotated[str | None, typer.Option("--grid", metavar="RxC", help="The .png grid's rows x columns, e.g. 4x8")] = None,
     interpolate: Annotated[
         int | None, typer.Option("--interpolate", help="Write this many rows instead, each a walk between two random latents")
     ] = None,
@@ -182,18 +188,20 @@ def sample(
         bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
     ] = False,
 ) -> None:
-    """Write samples of the EMA generator as a PNG grid or a .npy array, or latent walks with --interpolate."""
+    """Write samples of the EMA generator: a PNG grid, a .npy array or a folder of PNGs; or latent walks with --interpolate."""
     if interpolate is None:
         if steps is not None or between_classes:
             raise UsageError("--steps and --between-classes shape a walk; add --interpolate N (the number of walks)")
         from fastgan.commands.sample import run_sample
 
-        run_sample(source, 64 if n is None else n, out, seed, truncation)
+        run_sample(source, n, out, seed, truncation, grid)
         return
     if n is not None:
         raise UsageError(
             f"--n and --interpolate both set how many images; with --interpolate {interpolate} there are {interpolate} x --steps"
         )
+    if grid is not None:
+        raise UsageError(f"--grid shapes a sample grid; walks are laid out as --interpolate {interpolate} rows of --steps images")
     from fastgan.commands.sample import run_interpolation
 
     run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)

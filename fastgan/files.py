@@ -77,6 +77,27 @@ def replacing(path: Path, then: str = RETRY) -> Iterator[IO[bytes]]:
         raise
 
 
+@contextlib.contextmanager
+def replacing_folder(path: Path, then: str = RETRY) -> Iterator[Path]:
+    """`with replacing_folder(path) as tmp: (tmp / name).write_bytes(...)`: a new folder of files,
+    made beside `path` and renamed to it whole on success (over an empty folder, if one is
+    there); on any failure the temporary folder is removed. Check `path` first with check_folder_out."""
+    tmp = temp_beside(path)
+    try:
+        tmp.mkdir()
+        yield tmp
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            fsync_dir(path.parent)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = Path(os.fsdecode(e.filename).replace(str(tmp), str(path), 1)) if e.filename else path  # the name it would have had
+        raise storage_error(e, where, then) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_atomic(path: Path, data: bytes | str, then: str = RETRY) -> None:
     with replacing(path, then) as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)

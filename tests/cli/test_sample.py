@@ -35,7 +35,7 @@ def test_sample_errors(cli: CliRunner, tmp_path: Path) -> None:
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png")
     assert code == 2 and "not a run folder" in text
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.jpg")
-    assert code == 2 and "must end in .png" in text
+    assert code == 2 and "give FILE.png (a grid), FILE.npy (a uint8 array), DIR/ (one PNG per image)" in text
 
 
 @pytest.fixture
@@ -110,9 +110,15 @@ def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_confi
         (["--steps", "4"], "add --interpolate N"),
         (["--between-classes"], "add --interpolate N"),
         (["--interpolate", "2", "--n", "4"], "--n and --interpolate both set how many images"),
-        (["--interpolate", "2", "--out", "x.jpg"], "must end in .png"),
-        (["--n", "10000000"], "a PNG grid of 10,000,000 images is too big to look at"),
-        (["--interpolate", "600", "--steps", "8"], "a PNG grid of 4,800 images is too big to look at"),
+        (["--interpolate", "2", "--out", "x.jpg"], "give FILE.png (a grid)"),
+        (["--n", "10000000"], "a picture of 10,000,000 images is too big to look at"),
+        (["--interpolate", "600", "--steps", "8"], "a picture of 4,800 images is too big to look at"),
+        (["--interpolate", "600", "--steps", "8", "--out", "w.gif"], "a picture of 4,800 images is too big to look at"),
+        (["--grid", "4by4"], "--grid 4by4: give rows x columns, e.g. --grid 4x8"),
+        (["--grid", "2x2", "--n", "5"], "--grid 2x2 holds 4 images, fewer than --n 5"),
+        (["--grid", "2x2", "--out", "s.npy"], "--grid 2x2 shapes a .png grid"),
+        (["--grid", "2x2", "--interpolate", "2"], "--grid shapes a sample grid; walks are laid out as"),
+        (["--out", "s.gif"], "a GIF is an animated walk; add --interpolate N"),
     ],
 )
 def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
@@ -197,3 +203,31 @@ def test_the_disk_is_checked_before_any_image_is_made(
     code, text = run(cli, "sample", tiny_run, "--n", "100", "--out", tmp_path / "s.npy")
     assert code == 2 and "GiB free" in text and text.count("\n") == 1, text
     assert not list(tmp_path.glob("*s.npy.tmp*")) and not (tmp_path / "s.npy").exists()
+
+
+def test_samples_in_the_forms_of_peer_tools(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    """A folder of PNGs named by seed and index (StyleGAN2-ADA's gen_images.py, lightweight-gan),
+    a GIF walk with one frame per step, a grid of a chosen shape, and the psi in the success line."""
+    from PIL import Image
+
+    code, text = run(cli, "sample", tiny_run, "--n", "10", "--seed", "5", "--out", f"{tmp_path / 'pngs'}/", "--truncation", "0.7")
+    assert code == 0 and "truncation psi = 0.7" in text, text
+    names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert names == [f"seed0005-{i:06d}.png" for i in range(10)]
+    assert run(cli, "sample", tiny_run, "--n", "10", "--seed", "5", "--out", tmp_path / "s.npy", "--truncation", "0.7")[0] == 0
+    array = np.load(tmp_path / "s.npy")
+    assert all(np.array_equal(np.asarray(Image.open(tmp_path / "pngs" / name)), array[i, 0]) for i, name in enumerate(names))
+    code, text = run(cli, "sample", tiny_run, "--out", f"{tmp_path / 'pngs'}/")  # never written over
+    assert code == 2 and "exists and is not empty" in text
+
+    code, text = run(cli, "sample", tiny_run, "--interpolate", "3", "--steps", "5", "--out", tmp_path / "walk.gif")
+    assert code == 0 and "5 frames" in text and "truncation psi = 1" in text, text
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert getattr(gif, "n_frames", 1) == 5 and gif.size == (
+            (2 * 30 + 2) * 3,
+            (2 * 30 + 2) * 3,
+        )  # 3 walks on a 2 x 2 grid, 28 px shown 3x
+
+    code, text = run(cli, "sample", tiny_run, "--grid", "2x5", "--out", tmp_path / "g.png")
+    assert code == 0 and "wrote 10 samples" in text, text
+    assert Image.open(tmp_path / "g.png").size == ((5 * 30 + 2) * 3, (2 * 30 + 2) * 3)  # 5 columns, 2 rows
