@@ -1,5 +1,10 @@
 """The `fastgan` command line. Heavy imports (torch, accelerate, DALI) happen inside commands,
-so `fastgan --help` answers instantly."""
+so `fastgan --help` answers instantly.
+
+The help follows the habits of other command lines (git, pip, StyleGAN2-ADA's click scripts):
+`-h` and `--help`, `--version`, flags shown without a value, and placeholders in capitals
+(`SOURCE`, `--out FILE`) instead of Typer's `{source}` and `<list[str]>` (`Command`, `Group`).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,94 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from fastgan.errors import FastganError, UsageError
 
+QUICKSTART = "fastgan train fashion-r3gan"
+PLACEHOLDERS = {"Path": "PATH", "int": "N", "float": "NUMBER", "str": "TEXT"}
+
+
+class PlainArgument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None  # the name says it: SOURCE, CONFIG
+
+
+def plain(param: Any) -> None:
+    """Show `param` as other command lines do: a flag alone, a value as one capitalised word."""
+    if isinstance(param, TyperOption):
+        if param.is_flag:
+            param.metavar = ""
+        elif param.metavar is None:
+            choices = param.type_descriptor.choices
+            name = getattr(param.type_descriptor.annotation, "__name__", "")
+            param.metavar = "|".join(str(getattr(c, "value", c)) for c in choices) if choices else PLACEHOLDERS.get(name, "VALUE")
+    elif isinstance(param, TyperArgument):
+        param.metavar = param.metavar or (param.name or "").upper()
+        param.__class__ = PlainArgument  # only the help changes: the type column is dropped
+
+
+class Command(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            plain(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            plain(option)
+        return option
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`fastgan sample [OPTIONS] SOURCE`, `fastgan train [OPTIONS] [CONFIG]`."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or "") + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class Group(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            plain(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            plain(option)
+        return option
+
+
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
+    cls=Group,
+    context_settings=HELP,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="fastgan: train GANs fast, on one CPU, one GPU or many. Start with: fastgan train configs/fashion-r3gan.toml",
+    help=f"fastgan: train GANs fast, on one CPU, one GPU or many. Start with: {QUICKSTART} (fastgan presets lists the presets)",
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        import fastgan
+
+        typer.echo(f"fastgan {fastgan.__version__}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[bool, typer.Option("--version", help="Print fastgan's version and exit", callback=show_version, is_eager=True)]
+
+
+@app.callback()
+def options(version: VersionOption = False) -> None:
+    pass
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,19 +124,29 @@ def user_errors(fn: F) -> F:
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override one config value: section.key=value (repeatable), e.g. --set train.batch_size=128"),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override one config value: section.key=value (repeatable), e.g. --set train.batch_size=128"
+    ),
 ]
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def train(
-    config: Annotated[Path | None, typer.Argument(help="A TOML preset, e.g. configs/fashion-r3gan.toml")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="A preset by name, e.g. fashion-r3gan (the quickstart; fastgan presets lists all), or a TOML file"),
+    ] = None,
     set_: SetOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<preset>-<time>)")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder from its newest checkpoint")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="RUN", help="Run folder (default: runs/<preset>-<time>)")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", metavar="RUN", help="Continue the run in this folder from its newest checkpoint")
+    ] = None,
     from_: Annotated[
-        str | None, typer.Option("--from", help="With --resume: the checkpoint to continue from, e.g. nimg-000060000 (default: the newest)")
+        str | None,
+        typer.Option(
+            "--from", metavar="CHECKPOINT", help="With --resume: the checkpoint to continue from, e.g. nimg-000060000 (default: the newest)"
+        ),
     ] = None,
     auto_resume: Annotated[
         bool,
@@ -66,16 +160,24 @@ def train(
     run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run))
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def sample(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64)")] = None,
-    out: Annotated[Path, typer.Option("--out", help="FILE.png (a grid) or FILE.npy (uint8 [N, C, H, W])")] = Path("samples.png"),
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many images (default 64, or what --grid holds)")] = None,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            metavar="FILE|DIR/",
+            help="FILE.png (a grid), FILE.npy (uint8 [N, C, H, W]), DIR/ (one PNG per image), FILE.gif (walks: one frame per step)",
+        ),
+    ] = "samples.png",
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latents")] = 0,
     truncation: Annotated[
         float, typer.Option("--truncation", help="psi in [0, 1]: scale z toward its mean; lower = more typical, less diverse")
     ] = 1.0,
+    grid: Annotated[str | None, typer.Option("--grid", metavar="RxC", help="The .png grid's rows x columns, e.g. 4x8")] = None,
     interpolate: Annotated[
         int | None, typer.Option("--interpolate", help="Write this many rows instead, each a walk between two random latents")
     ] = None,
@@ -86,18 +188,20 @@ def sample(
         bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
     ] = False,
 ) -> None:
-    """Write samples of the EMA generator as a PNG grid or a .npy array, or latent walks with --interpolate."""
+    """Write samples of the EMA generator: a PNG grid, a .npy array or a folder of PNGs; or latent walks with --interpolate."""
     if interpolate is None:
         if steps is not None or between_classes:
             raise UsageError("--steps and --between-classes shape a walk; add --interpolate N (the number of walks)")
         from fastgan.commands.sample import run_sample
 
-        run_sample(source, 64 if n is None else n, out, seed, truncation)
+        run_sample(source, n, out, seed, truncation, grid)
         return
     if n is not None:
         raise UsageError(
             f"--n and --interpolate both set how many images; with --interpolate {interpolate} there are {interpolate} x --steps"
         )
+    if grid is not None:
+        raise UsageError(f"--grid shapes a sample grid; walks are laid out as --interpolate {interpolate} rows of --steps images")
     from fastgan.commands.sample import run_interpolation
 
     run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
@@ -113,11 +217,11 @@ class Features(StrEnum):
     inception = "inception"
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 @user_errors
 def evaluate(
     source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
-    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated, from: fd, kid, pr")] = "fd,kid,pr",
+    metrics: Annotated[str, typer.Option("--metrics", metavar="LIST", help="Comma-separated, from: fd, kid, pr")] = "fd,kid,pr",
     n: Annotated[
         int, typer.Option("--n", min=10, help="Generated images, and real images (up to the split's size)")
     ] = 10_000,  # eval.DEFAULT_N
@@ -126,9 +230,12 @@ def evaluate(
     features: Annotated[
         Features, typer.Option("--features", help="fashion: the shipped 28x28 CNN (offline); inception: the TorchScript Inception-v3")
     ] = Features.fashion,
-    weights: Annotated[Path | None, typer.Option("--weights", help="--features inception: path to inception-2015-12-05.pt")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", metavar="FILE", help="--features inception: path to inception-2015-12-05.pt")
+    ] = None,
     weights_sha256: Annotated[
-        str | None, typer.Option("--weights-sha256", help="Accept --weights with this SHA-256 instead of the published file's")
+        str | None,
+        typer.Option("--weights-sha256", metavar="HEX", help="Accept --weights with this SHA-256 instead of the published file's"),
     ] = None,
     truncation: Annotated[
         float,
@@ -141,11 +248,11 @@ def evaluate(
     run_eval(source, metrics, n, split.value, seed, truncation, features.value, weights, weights_sha256)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run folders to compare, and any bench.json files from `fastgan bench --out`")],
-    out: Annotated[Path, typer.Option("--out", help="The HTML file to write")] = Path("report.html"),
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="The HTML file to write")] = Path("report.html"),
 ) -> None:
     """One self-contained HTML page: config differences, curves, sample timelines, warnings, bench results."""
     from fastgan.commands.report import run_report
@@ -153,20 +260,29 @@ def report(
     run_report(paths, out)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def info() -> None:
-    """Print versions, devices and what this machine supports (bf16, compile, DALI)."""
+    """Print versions, the CPU and devices, what they support (bf16, compile), and the optional parts installed."""
     from fastgan.commands.info import run_info
 
     run_info()
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Check a folder of images, or convert it once into an array file.")
+@app.command(cls=Command)
+@user_errors
+def presets() -> None:
+    """List the presets that train and bench take by name, one line each."""
+    from fastgan.commands.presets import run_presets
+
+    run_presets()
+
+
+data_app = typer.Typer(cls=Group, no_args_is_help=True, help="Check a folder of images, or convert it once into an array file.")
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("check")
+@data_app.command("check", cls=Command)
 @user_errors
 def data_check(
     path: Annotated[Path, typer.Argument(help="A folder of images, flat or one sub-folder per class")],
@@ -177,7 +293,7 @@ def data_check(
     run_check(path)
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", cls=Command)
 @user_errors
 def data_prepare(
     src: Annotated[Path, typer.Argument(help="A folder of images, flat or one sub-folder per class")],
@@ -192,19 +308,19 @@ def data_prepare(
     run_prepare(src, dst, resolution, channels, skip_bad)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def bench(
-    config: Annotated[Path | None, typer.Argument(help="A TOML preset (default: configs/mnist-dcgan.toml)")] = None,
+    config: Annotated[Path | None, typer.Argument(help="A preset by name or a TOML file (default: mnist-dcgan)")] = None,
     set_: SetOption = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Timed steps per window")] = 20,
     windows: Annotated[int, typer.Option("--windows", min=1, help="Timed windows; the median is reported")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=1, help="Untimed steps first (compile happens here)")] = 5,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Global batch size (default: the config's)")] = None,
-    ladder: Annotated[str | None, typer.Option("--ladder", help="Comma-separated rungs to run (default: all)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write bench.json, bench.md and bench.png here")] = None,
+    ladder: Annotated[str | None, typer.Option("--ladder", metavar="LIST", help="Comma-separated rungs to run (default: all)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Write bench.json, bench.md and bench.png here")] = None,
     processes: Annotated[
-        str | None, typer.Option("--processes", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
+        str | None, typer.Option("--processes", metavar="LIST", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json-out", hidden=True)] = None,
     rung_seconds: Annotated[

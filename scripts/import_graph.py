@@ -22,7 +22,11 @@ PACKAGE = REPO / "fastgan"
 
 # Lowest first. A module belongs to the first entry whose prefix it starts with.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("fastgan.errors", "fastgan.config", "fastgan.hardware", "fastgan.stats", "fastgan.latents", "fastgan")),
+    (
+        "foundation",
+        ("fastgan.errors", "fastgan.config", "fastgan.hardware", "fastgan.stats", "fastgan.latents", "fastgan.files", "fastgan.progress")
+        + ("fastgan",),
+    ),
     ("components", ("fastgan.models", "fastgan.losses", "fastgan.augment", "fastgan.data", "fastgan.sampling")),
     ("measures", ("fastgan.metrics", "fastgan.validate")),
     ("train", ("fastgan.train",)),

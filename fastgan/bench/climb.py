@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from fastgan import files
 from fastgan.bench.ladder import LADDER
 from fastgan.config import Config, load_config, to_dict
 from fastgan.errors import UsageError
@@ -107,7 +107,7 @@ def climb(
     if not accelerator.is_main_process:
         return
     if json_out is not None:  # a child of --processes: hand the numbers to the parent
-        json_out.write_text(json.dumps({**meta, "rungs": [dataclasses.asdict(r) for r in results]}))
+        files.write_json(json_out, {**meta, "rungs": [dataclasses.asdict(r) for r in results]})
         return
     print_table(results, f"fastgan bench: {config.stem}, global batch {cfg.train.batch_size}, {meta['device']}")
     if out is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import io
 from pathlib import Path
 from typing import Any
 
+from fastgan import files
 from fastgan.bench.measure import RungResult
 
 
@@ -93,16 +94,18 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
     ax.set_ylabel("images / s (median)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    files.write_atomic(path, buf.getvalue())
     return True
 
 
 def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench", plot_too: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "rungs": [dataclasses.asdict(r) for r in results]}
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    (out / f"{stem}.md").write_text(markdown(results, meta))
+    files.write_json(out / f"{stem}.json", payload)  # strict: a NaN is written as null
+    files.write_atomic(out / f"{stem}.md", markdown(results, meta))
     written = [out / f"{stem}.json", out / f"{stem}.md"]
     if plot_too and plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
         written.append(out / f"{stem}.png")

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fastgan import files
 from fastgan.bench.ladder import NAMES
 from fastgan.config import load_config
 from fastgan.errors import UsageError
@@ -23,10 +24,7 @@ def run_scaling(
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        counts = [int(p) for p in processes.split(",")]
-    except ValueError:
-        raise UsageError(f"--processes {processes!r}: expected counts like 1,2") from None
+    counts = [int(p) for p in processes.split(",")]  # checked by fastgan.commands.bench.parse_processes
     rung = names[-1] if len(names) < len(NAMES) else "tensor"
     cfg = load_config(config, base)
     rows = []
@@ -89,9 +87,7 @@ def run_scaling(
     Console().print(table)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "scaling.json").write_text(
-            json.dumps({"config": config.stem, "rung": rung, "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2)
-        )
+        files.write_json(out / "scaling.json", {"config": config.stem, "rung": rung, "date": time.strftime("%Y-%m-%d"), "rows": rows})
 
 
 def _has_cuda() -> bool:

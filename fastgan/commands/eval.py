@@ -9,8 +9,6 @@ and prints the table.
 from __future__ import annotations
 
 import datetime
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from fastgan import files
 from fastgan.errors import UsageError
+from fastgan.progress import Progress
 from fastgan.sampling.walks import check_truncation
 
 DEFAULT_N = 10_000  # generated (and real) images of `fastgan eval` unless --n says otherwise
@@ -77,14 +77,16 @@ def run_eval(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net, net_id = load_features(features, weights, weights_sha256, device)  # a bad --weights fails before the real sets load
     cfg, G, where = load_generator(path)
-    result = evaluate_generator(G.to(device), cfg, names, n=n, split=split, seed=seed, truncation=truncation, net=net, net_id=net_id)
+    with Progress("eval", total=n, unit="img embedded") as progress:
+        G = G.to(device)
+        result = evaluate_generator(
+            G, cfg, names, n=n, split=split, seed=seed, truncation=truncation, net=net, net_id=net_id, progress=progress
+        )
     result["checkpoint"] = str(Path(where).resolve())
     result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # A truncated eval goes beside the plain one, not over it: the pair shows what psi costs.
     out = run_folder_of(path) / eval_file_name(features, n, split, truncation)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)  # atomic: a reader never sees half a file
+    files.write_json(out, result)  # atomic, and strict: a NaN score is written as null
 
     grey28 = fits_feature_net(cfg.model)
     Console(soft_wrap=False).print(results_table(result, grey28))

@@ -1,4 +1,5 @@
-"""`fastgan info`: versions, devices, and what this machine supports."""
+"""`fastgan info`: versions, the CPU and devices, what this machine supports, and which optional
+parts are installed (each with the pip line that adds it)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,34 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+# Parts some commands need: what they add, the distributions that provide them, how to install them.
+OPTIONAL = (
+    ("DALI (data.backend = dali)", ("nvidia-dali-cuda130", "nvidia-dali-cuda120"), "pip install 'fastgan[dali]'"),
+    ("TensorBoard (run logs)", ("tensorboard",), "pip install tensorboard"),
+    ("matplotlib (fastgan report)", ("matplotlib",), "pip install 'fastgan[report]'"),
+)
+
+
 def run_info() -> None:
     import torch
     from rich.console import Console
     from rich.table import Table
 
     import fastgan
+    from fastgan.hardware import cpu_info
 
     table = Table(title="fastgan info", show_header=False)
     table.add_row("fastgan", fastgan.__version__)
     table.add_row("python", platform.python_version())
     table.add_row("torch", torch.__version__ + (f" (CUDA {torch.version.cuda})" if torch.version.cuda else ""))
-    for pkg in ("accelerate", "torchvision", "nvidia-dali-cuda130", "nvidia-dali-cuda120", "safetensors"):
-        v = package_version(pkg)
-        if v != "not installed" or not pkg.startswith("nvidia-dali"):
-            table.add_row(pkg, v)
-    if package_version("nvidia-dali-cuda130") == "not installed" and package_version("nvidia-dali-cuda120") == "not installed":
-        table.add_row("DALI", "not installed (pip install 'fastgan[dali]')")
+    for pkg in ("accelerate", "torchvision", "safetensors"):
+        table.add_row(pkg, package_version(pkg))
+    for label, names, install in OPTIONAL:
+        found = [f"{v} ({name})" if len(names) > 1 else v for name in names if (v := package_version(name)) != "not installed"]
+        table.add_row(label, ", ".join(found) or f"not installed ({install})")
+    cpu = cpu_info()
+    table.add_row("CPU", cpu["model"] or platform.processor() or "unknown")
+    table.add_row("CPU bf16 units", cpu["bf16_units"])
     table.add_row("CPU threads", str(torch.get_num_threads()))
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -40,7 +52,8 @@ def run_info() -> None:
         table.add_row("bf16", "yes" if torch.cuda.is_bf16_supported() else "no")
     else:
         table.add_row("GPU", "none: training runs on the CPU")
-        table.add_row("bf16", "yes (CPU autocast)")
+        emulated = cpu["bf16_units"].startswith("none")
+        table.add_row("bf16", "yes (CPU autocast, " + ("emulated: slower than fp32 here)" if emulated else "in hardware)"))
     table.add_row("fp16", "yes (per-network GradScaler)")
     compiler = "cuda (triton)" if torch.cuda.is_available() else ("cpu (C++ via " + (shutil.which("cc") or "no compiler") + ")")
     table.add_row(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from fastgan import files
 from fastgan.errors import UsageError
 
 
@@ -19,6 +19,7 @@ def require_matplotlib() -> None:
 def run_report(paths: list[Path], out: Path) -> Path:
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {out}: the report is one HTML page; give a file ending in .html")
+    files.check_file_out(out, "--out", "report.html")
     from fastgan.report.runs import load_inputs
 
     runs, benches = load_inputs(paths)  # usage errors for bad paths come before the dependency check
@@ -27,9 +28,7 @@ def run_report(paths: list[Path], out: Path) -> Path:
 
     text = render(runs, benches)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)  # a browser refreshing it never sees half a page
+    files.write_atomic(out, text)  # a browser refreshing it never sees half a page
     what = f"{len(runs)} run(s)" + (f" and {len(benches)} bench file(s)" if benches else "")
     print(f"fastgan: wrote the report on {what} to {out} ({len(text.encode()) / 2**20:.1f} MiB)", file=sys.stderr)
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastgan.config.legacy import move_legacy_keys, moved_key
+from fastgan.config.presets import find_preset, preset_names
 from fastgan.config.schema import Config
 from fastgan.errors import UsageError
 
@@ -44,9 +45,21 @@ def config_from_tree(tree: dict[str, Any], where: str, overrides: list[str] | tu
     return cfg
 
 
+def resolve_config(path: Path) -> Path:
+    """A config file that exists, else the shipped preset `path` names (fastgan.config.presets)."""
+    if path.is_file():
+        return path
+    preset = find_preset(path)
+    if preset is None:
+        raise UsageError(
+            f"config file not found: {path}; give a preset by name, e.g. fashion-r3gan (the quickstart; "
+            f"fastgan presets lists them all: {', '.join(preset_names())}), or the path of a TOML file"
+        )
+    return preset
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UsageError(f"config file not found: {path} (presets live in configs/, e.g. configs/fashion-r3gan.toml)")
+    path = resolve_config(path)
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

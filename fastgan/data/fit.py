@@ -25,6 +25,27 @@ def fit_channels(images: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot convert {c}-channel images to {channels} channels")
 
 
+CHANNEL_CHANGE = {
+    (1, 3): "grey repeated to RGB",
+    (3, 1): "RGB to grey (luma)",
+    (4, 3): "alpha dropped",
+    (4, 1): "alpha dropped, RGB to grey (luma)",
+}
+
+
+def describe_fit(shape: tuple[int, ...], channels: int, resolution: int, resize: str = "antialiased bilinear") -> str:
+    """What fitting images of `shape` [N, C, H, W] to the model does, in words; "" when nothing."""
+    _, c, h, w = shape
+    steps = [CHANNEL_CHANGE.get((c, channels), f"{c} to {channels} channels")] if c != channels else []
+    if h != w:
+        steps.append(f"centre-cropped to {min(h, w)}x{min(h, w)}")
+    if min(h, w) != resolution:
+        steps.append(f"resized to {resolution}x{resolution} ({resize})")
+    if not steps:
+        return ""
+    return f"{c}x{h}x{w} images converted to the model's {channels}x{resolution}x{resolution}: {', '.join(steps)}"
+
+
 def fit_array(images: np.ndarray, channels: int, resolution: int) -> np.ndarray:
     """uint8 [N, C, H, W] fitted to [N, channels, resolution, resolution].
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from fastgan.data.check import describe_bad, find_bad
+from fastgan.data.check import Kind, describe_bad, scan_images
 from fastgan.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -40,6 +41,21 @@ def decode(path: Path, channels: int, resolution: int) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+def describe_folder_fit(kinds: Counter[Kind], channels: int, resolution: int) -> str:
+    """What `decode` does to the images of each kind (mode, width, height) to fit the model, in words."""
+    mode = "L" if channels == 1 else "RGB"
+    recoloured = sum(k for (m, _, _), k in kinds.items() if m != mode)
+    cropped = sum(k for (_, w, h), k in kinds.items() if w != h)
+    resized = sum(k for (_, w, h), k in kinds.items() if min(w, h) != resolution)
+    steps = [f"{recoloured:,} to {'grey' if channels == 1 else 'RGB'}"] if recoloured else []
+    steps += [f"{cropped:,} centre-cropped to a square"] if cropped else []
+    steps += [f"{resized:,} resized to {resolution}x{resolution} (bicubic)"] if resized else []
+    if not steps:
+        return ""
+    shape = f"{channels}x{resolution}x{resolution}"
+    return f"{sum(kinds.values()):,} images converted as they are read to the model's {shape}: {', '.join(steps)}"
+
+
 @dataclass
 class FolderSource:
     """Images under `root`: labelled by their first-level sub-folder, or all 0 when flat."""
@@ -51,6 +67,7 @@ class FolderSource:
     channels: int
     resolution: int
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    converted: str = ""  # what decoding does to fit the model, in words (describe_folder_fit); "" for nothing
 
     @property
     def num_classes(self) -> int:
@@ -70,7 +87,7 @@ class FolderSource:
         flat = any(len(f.relative_to(root).parts) == 1 for f in files)
         classes = [] if flat or not top else top
         # Decode every file once now: no backend can skip a bad file mid-run (DALI cannot even name it).
-        bad = find_bad(files)
+        bad, kinds = scan_images(files)
         if bad and not skip_bad:
             raise UsageError(
                 f"data.source = 'folder:{root}': {len(bad)} of {len(files)} images cannot be decoded: {describe_bad(root, bad)}. "
@@ -86,7 +103,8 @@ class FolderSource:
         files = [f for f in files if f not in broken]
         index = {c: i for i, c in enumerate(classes)}
         labels = np.array([index.get(f.relative_to(root).parts[0], 0) for f in files], dtype=np.int64)
-        return cls(f"folder:{root}", files, labels, classes, channels, resolution, skipped=bad)
+        converted = describe_folder_fit(kinds, channels, resolution)
+        return cls(f"folder:{root}", files, labels, classes, channels, resolution, skipped=bad, converted=converted)
 
     def __len__(self) -> int:
         return len(self.files)

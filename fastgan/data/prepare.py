@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastgan import files
 from fastgan.data.folder import FolderSource, decode
 from fastgan.errors import UsageError
 
@@ -42,15 +42,12 @@ def prepare_folder(src: Path, dst: Path, resolution: int, channels: int = 3, ski
         source = FolderSource.scan(src, channels, resolution, skip_bad=skip_bad)  # refuses bad files, naming them
     dst.parent.mkdir(parents=True, exist_ok=True)
     meta_path = dst.with_suffix(".json")
-    # Written under temporary names and renamed, so an interrupted run never leaves a half array.
-    tmp_array, tmp_meta = dst.with_name(f".{dst.name}.tmp"), meta_path.with_name(f".{meta_path.name}.tmp")
-    shape = (len(source), channels, resolution, resolution)
-    out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8, shape=shape)  # streams: no [N, C, R, R] copy in memory
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes with the GIL released
-        for i, image in enumerate(pool.map(lambda f: _decode(f, channels, resolution), source.files)):
-            out[i] = image
-    out.flush()
-    del out
+    # Each file is written beside its destination and renamed into place (fastgan.files), so an
+    # interrupted run never leaves a half array; the array streams: no [N, C, R, R] copy in memory.
+    with files.replacing(dst) as f, ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+        files.write_npy_header(f, (len(source), channels, resolution, resolution))
+        for image in pool.map(lambda path: _decode(path, channels, resolution), source.files):
+            f.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
     meta = {
         "source": str(src),
         "count": len(source),
@@ -60,9 +57,7 @@ def prepare_folder(src: Path, dst: Path, resolution: int, channels: int = 3, ski
         "labels": source.labels.tolist(),
         "skipped": len(source.skipped),
     }
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_array, dst)
-    os.replace(tmp_meta, meta_path)
+    files.write_json(meta_path, meta, indent=None)
     return Prepared(dst, meta_path, len(source), source.classes, len(source.skipped))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fastgan.config import DataConfig
-from fastgan.data.fit import fit_array
+from fastgan.data.fit import describe_fit, fit_array
 from fastgan.data.folder import FolderSource
 from fastgan.data.idx import find_idx, read_idx
 from fastgan.errors import UsageError
@@ -32,6 +32,7 @@ class ArraySource:
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
+    converted: str = ""  # what fitting to the model did, in words (fastgan.data.fit.describe_fit); "" for nothing
 
     def __len__(self) -> int:
         return len(self.images)
@@ -44,6 +45,11 @@ class ArraySource:
 
 
 Source = ArraySource | FolderSource
+
+
+def fitted(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int, channels: int, resolution: int) -> ArraySource:
+    """uint8 [N, C, H, W] images fitted to the model, with what that did in words."""
+    return ArraySource(name, fit_array(images, channels, resolution), labels, num_classes, describe_fit(images.shape, channels, resolution))
 
 
 def open_source(cfg: DataConfig, channels: int, resolution: int) -> Source:
@@ -69,7 +75,7 @@ def _open_idx_dataset(cfg: DataConfig, name: str, places: list[Path], tv_class: 
         if img_path and lbl_path:
             images = read_idx(img_path)[:, None]  # [N, 1, 28, 28]
             labels = read_idx(lbl_path).astype(np.int64)
-            return ArraySource(name, fit_array(images, channels, resolution), labels, 10)
+            return fitted(name, images, labels, 10, channels, resolution)
     tried = [str(p) for p in places]
     if cfg.download:
         try:
@@ -91,7 +97,7 @@ def _download_torchvision(cfg: DataConfig, name: str, tv_class: str, channels: i
     data = ds.data.numpy() if hasattr(ds.data, "numpy") else np.asarray(ds.data)
     images = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)
     labels = np.asarray(ds.targets, dtype=np.int64)
-    return ArraySource(name, fit_array(np.ascontiguousarray(images), channels, resolution), labels, len(ds.classes))
+    return fitted(name, np.ascontiguousarray(images), labels, len(ds.classes), channels, resolution)
 
 
 def open_fashion_mnist(cfg: DataConfig, _: Path | None, channels: int, resolution: int) -> ArraySource:
@@ -150,7 +156,7 @@ def open_npy(cfg: DataConfig, path: Path, channels: int, resolution: int) -> Arr
     elif images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
         images = images.transpose(0, 3, 1, 2)  # NHWC -> NCHW
     labels, num_classes = _npy_labels(path, len(images))
-    return ArraySource(f"npy:{path}", fit_array(np.ascontiguousarray(images), channels, resolution), labels, num_classes)
+    return fitted(f"npy:{path}", np.ascontiguousarray(images), labels, num_classes, channels, resolution)
 
 
 def _npy_labels(path: Path, n: int) -> tuple[np.ndarray, int]:

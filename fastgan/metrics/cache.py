@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from fastgan import files
 from fastgan.metrics import feature_net
 from fastgan.metrics.feature_net import PREPROCESS_VERSION, Embedder, extract_features, load_feature_net
 
@@ -74,25 +75,27 @@ def real_features(
     cache_dir: Path,
     *,
     net_id: str | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """float32 [N, D] CPU features of uint8 [N, C, H, W] real images, from `cache_dir` when possible.
 
     `net` may be None: it is then loaded on `device` only on a cache miss. `net_id` defaults to
     `FEATURE_NET_ID` (read at call time); pass it when `net` is not the shipped feature net.
+    `advance(k)` follows the progress, k images at a time.
     """
     key = cache_key(source_name, split, images, net_id or feature_net.FEATURE_NET_ID)
     path = cache_path(Path(cache_dir), key)
     cached = _load_if_valid(path, key)
     if cached is not None:
+        if advance is not None:
+            advance(len(cached))
         return cached
     if net is None:
         net = load_feature_net(device)
     if isinstance(images, np.ndarray):
         # torch warns on read-only arrays (memory-mapped or cached sources); a copy of uint8 data is cheap.
         images = torch.from_numpy(images if images.flags.writeable else images.copy())
-    features = extract_features(net, images)
+    features = extract_features(net, images, advance=advance)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"features": features.contiguous()}, str(tmp), metadata=key)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    files.write_atomic(path, save({"features": features.contiguous()}, metadata=key))  # a concurrent reader sees a whole file
     return features

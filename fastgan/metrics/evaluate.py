@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fastgan.latents import draw_latents
 from fastgan.metrics import compute_metrics
 from fastgan.metrics.cache import real_features
 from fastgan.metrics.feature_net import Embedder, extract_features
+from fastgan.progress import Progress
 from fastgan.sampling.grid import generate_uint8
 from fastgan.sampling.walks import truncate
 
@@ -102,10 +104,16 @@ def eval_latents(num: int, model: ModelConfig, seed: int, device: torch.device) 
 
 
 @torch.no_grad()
-def generated_features(G: nn.Module, net: Embedder, z: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
+def generated_features(
+    G: nn.Module, net: Embedder, z: torch.Tensor, labels: torch.Tensor, batch: int = 500, advance: Callable[[int], None] | None = None
+) -> torch.Tensor:
     """float32 [N, D] CPU features of G's images, generated and embedded a batch at a time so large
-    images never sit in memory all at once."""
-    out = [extract_features(net, generate_uint8(G, z[s : s + batch], labels[s : s + batch])) for s in range(0, len(z), batch)]
+    images never sit in memory all at once; `advance(k)` after each batch."""
+    out = []
+    for s in range(0, len(z), batch):
+        out.append(extract_features(net, generate_uint8(G, z[s : s + batch], labels[s : s + batch])))
+        if advance is not None:
+            advance(len(out[-1]))
     return torch.cat(out)
 
 
@@ -136,22 +144,37 @@ def load_features(features: str, weights: Path | None, weights_sha256: str | Non
 
 
 def evaluate_generator(
-    G: nn.Module, cfg: Config, names: list[str], *, n: int, split: str, seed: int, truncation: float, net: Any, net_id: str
+    G: nn.Module,
+    cfg: Config,
+    names: list[str],
+    *,
+    n: int,
+    split: str,
+    seed: int,
+    truncation: float,
+    net: Any,
+    net_id: str,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """`fastgan eval`'s scores: `n` samples of G (on its device) against the real `split`, beside
-    the floor (real training images against the same split), with what was compared."""
+    the floor (real training images against the same split), with what was compared. `progress`
+    counts images embedded: the two real sets (cached ones at once), then the generated ones."""
     device = next(G.parameters()).device
     ref, floor = real_sets(cfg.data, cfg.model, split, n, floor=True)
     assert floor is not None
+    advance = None
+    if progress is not None:
+        progress.set_total(len(ref.images) + len(floor.images) + n)
+        advance = progress.advance
     if ref.split.endswith("-a"):  # one set split in two: say which, since the model trained on it
         what = f"the {split} split" if has_splits(cfg.data) else f"its images ({ref.source} has no train/test splits)"
         print(f"fastgan: the reference and the floor are disjoint halves of {what}, {len(ref.images):,} images each", file=sys.stderr)
 
     cache_dir = feature_cache_dir()
-    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id)
-    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id)
+    ref_features = real_features(ref.source, ref.split, ref.images, net, device, cache_dir, net_id=net_id, advance=advance)
+    floor_features = real_features(floor.source, floor.split, floor.images, net, device, cache_dir, net_id=net_id, advance=advance)
     z, labels = eval_latents(n, cfg.model, seed, device)
-    gen_features = generated_features(G, net, truncate(z, truncation), labels)
+    gen_features = generated_features(G, net, truncate(z, truncation), labels, advance=advance)
     options = metric_options(min(len(ref_features), len(floor_features), len(gen_features)))
     return {
         "metrics": compute_metrics(names, ref_features, gen_features, options),

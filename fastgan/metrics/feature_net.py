@@ -12,6 +12,7 @@ Net: Conv3x3 32 -> pool -> Conv3x3 64 -> pool -> Conv3x3 128 -> pool -> FC 128 (
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -118,8 +119,10 @@ class Embedder(Protocol):
 
 
 @torch.no_grad()
-def extract_features(net: Embedder, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """uint8 [N, C, H, W] (any device) -> float32 [N, feature_dim] on the CPU.
+def extract_features(
+    net: Embedder, images: torch.Tensor, batch_size: int = 500, advance: Callable[[int], None] | None = None
+) -> torch.Tensor:
+    """uint8 [N, C, H, W] (any device) -> float32 [N, feature_dim] on the CPU; `advance(k)` after each batch.
 
     Each batch is moved to the net's device as uint8 and converted there (cheap transfers).
     """
@@ -130,6 +133,8 @@ def extract_features(net: Embedder, images: torch.Tensor, batch_size: int = 500)
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device, non_blocking=True)
         out[start : start + len(batch)] = net.embed(batch).float().cpu()
+        if advance is not None:
+            advance(len(batch))
     net.train(was_training)
     return out
 

@@ -13,19 +13,18 @@ device's) and its data position and flip generator.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import random
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fastgan import files
 from fastgan.errors import StorageError, UsageError
 
 _NAME = re.compile(r"^nimg-(\d{9,})$")
@@ -45,6 +44,19 @@ def checkpoint_nimg(path: Path) -> int:
     return int(match.group(1))
 
 
+def run_of_checkpoint(path: Path) -> Path | None:
+    """The run folder of a checkpoint folder, complete or not (RUN/checkpoints/nimg-..., or one
+    moved to RUN/checkpoints/superseded/), else None."""
+    path = path.resolve()
+    if not (path.is_dir() and path.name.startswith("nimg-")):
+        return None
+    if path.parent.name == "checkpoints":
+        return path.parent.parent
+    if path.parent.name == SUPERSEDED and path.parent.parent.name == "checkpoints":
+        return path.parent.parent.parent
+    return None
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     folder = run_dir / "checkpoints"
@@ -52,6 +64,18 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "state.pt").is_file()]
     return sorted(found, key=checkpoint_nimg)
+
+
+def incomplete_after(run_dir: Path, cur_nimg: int) -> list[str]:
+    """Names of checkpoint folders past `cur_nimg` that are not complete: a `.tmp-nimg-...` that a
+    save cut short left, or a `nimg-...` without its state.pt."""
+    folder = run_dir / "checkpoints"
+    found = []
+    for p in folder.iterdir() if folder.is_dir() else []:
+        match = _NAME.match(p.name.removeprefix(".tmp-"))
+        if match and int(match.group(1)) > cur_nimg and (p.name.startswith(".tmp-") or not (p / "state.pt").is_file()):
+            found.append(p.name)
+    return sorted(found)
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -123,14 +147,14 @@ def remove_partial(run_dir: Path) -> None:
 
 
 def storage_error(e: OSError, path: Path) -> StorageError:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(f"disk full while writing {path}; free space there (or move the run), then relaunch with --auto-resume")
-    return StorageError(f"cannot write {path}: {e.strerror or e}; older checkpoints are intact")
+    """A training run's write failed: name the file; the run continues from its last checkpoint."""
+    return files.storage_error(e, path, files.THEN_RESUME)
 
 
 def write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write and fsync one file, so that the rename that publishes it never outruns its data.
-    A failure (ENOSPC, EIO, ...) becomes a StorageError naming the file."""
+    """Write and fsync one file of a checkpoint's temporary folder, so that the rename that
+    publishes the folder never outruns its data. A failure (ENOSPC, EIO, ...) becomes a
+    StorageError naming the file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
@@ -149,14 +173,6 @@ def write_part(path: Path, obj: dict[str, Any]) -> None:
     write_bytes(path, buf.getbuffer())
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish(run_dir: Path, cur_nimg: int, keep: int, protect_up_to: int | None = None) -> Path:
     """Main process, after every process wrote its part: rename into place, then prune.
 
@@ -168,7 +184,7 @@ def publish(run_dir: Path, cur_nimg: int, keep: int, protect_up_to: int | None =
     if dst.exists():  # the same point saved twice (end of run right after an interval)
         shutil.rmtree(dst)
     os.replace(src, dst)
-    fsync_dir(dst.parent)
+    files.fsync_dir(dst.parent)
     found = list_checkpoints(run_dir)
     last_good = None
     if protect_up_to is not None:
@@ -185,11 +201,8 @@ def supersede_newer(run_dir: Path, cur_nimg: int) -> list[str]:
     moved = []
     for p in list_checkpoints(run_dir):
         if checkpoint_nimg(p) > cur_nimg:
-            dst = run_dir / "checkpoints" / SUPERSEDED / p.name
-            if dst.exists():
-                dst = dst.with_name(f"{p.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            dst.parent.mkdir(exist_ok=True)
-            os.replace(p, dst)
+            (run_dir / "checkpoints" / SUPERSEDED).mkdir(exist_ok=True)
+            os.replace(p, files.unused_name(run_dir / "checkpoints" / SUPERSEDED / p.name))
             moved.append(p.name)
     return moved
 
@@ -246,13 +259,4 @@ def save_safetensors(module: torch.nn.Module, path: Path) -> None:
 
     # copies: G_ema's parameters are views of one flat buffer, and safetensors refuses shared memory
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write_bytes(tmp, save(tensors))
-        os.replace(tmp, path)
-    except StorageError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise storage_error(e, path) from None
+    files.write_atomic(path, save(tensors), files.THEN_RESUME)

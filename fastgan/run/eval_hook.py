@@ -10,13 +10,13 @@ eval; its checkpoint (if one was saved at that nimg) holds a `best` marker that 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 
+from fastgan import files
 from fastgan.config import Config
 from fastgan.metrics import compute_metrics
 from fastgan.metrics.cache import real_features
@@ -117,8 +117,8 @@ class EvalHook:
         for old in ckpt.list_checkpoints(run_dir):
             (old / ckpt.BEST_MARKER).unlink(missing_ok=True)
         if saved:
-            (folder / ckpt.BEST_MARKER).write_text(json.dumps(self.best) + "\n")
-        _write_json(run_dir / "best.json", self.best)
+            files.write_json(folder / ckpt.BEST_MARKER, self.best, files.THEN_RESUME, indent=None)
+        files.write_json(run_dir / "best.json", self.best, files.THEN_RESUME)
         return True
 
     def load_best(self, path: Path, key: str) -> dict[str, Any] | None:
@@ -131,9 +131,3 @@ class EvalHook:
             return None
         same = best.get("metric") == key and best.get("n") == self.cfg.train.eval_samples and best.get("feature_net") == FEATURE_NET_ID
         return best if same and key in best else None
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)  # atomic: a reader never sees half a file

@@ -6,7 +6,8 @@
 - `.fastgan-lock` lets one trainer at a time use a folder (fastgan.run.lock).
 - `events.jsonl` gets one line per start, resume (with what changed), stop, divergence and end.
 - `metrics.jsonl` and `warnings.jsonl` are cut back to the checkpoint a run resumes from, so they
-  never hold duplicates, and later sample grids move to `samples/superseded/`.
+  never hold duplicates, and later sample grids move to `samples/superseded/` (a grid already
+  there from an earlier rollback keeps its name; the newcomer gets a time stamp).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from fastgan import files
 from fastgan.config import Config, flatten, loads_config, to_dict, to_toml
 from fastgan.config.legacy import v1_tables
 from fastgan.config.load import render_tables
@@ -92,14 +94,13 @@ def write_marker(path: Path, cfg: Config, flag: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         marker = {"fastgan_run": 1, "config_sha256": config_hash(cfg), "config": to_toml(cfg), "created": now()}
-        write_atomic(path / MARKER, json.dumps(marker) + "\n")
+        files.write_atomic(path / MARKER, json.dumps(marker) + "\n")
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); choose a writable place") from None
 
 
 def log_event(run_dir: Path, event: str, **fields: Any) -> None:
-    with open(run_dir / EVENTS, "a") as f:
-        f.write(json.dumps({"time": now(), "event": event, **fields}) + "\n")
+    files.append_line(run_dir / EVENTS, files.json_text({"time": now(), "event": event, **fields}, indent=None), files.THEN_RESUME)
 
 
 def truncate_log(path: Path, cur_nimg: int) -> int:
@@ -117,7 +118,7 @@ def truncate_log(path: Path, cur_nimg: int) -> int:
         else:
             dropped += 1
     if dropped:
-        write_atomic(path, "".join(line + "\n" for line in kept))
+        files.write_atomic(path, "".join(line + "\n" for line in kept))
     return dropped
 
 
@@ -129,15 +130,9 @@ def supersede_samples(run_dir: Path, cur_nimg: int) -> int:
         digits = p.stem.removeprefix("nimg-")
         if digits.isdigit() and int(digits) > cur_nimg:
             (p.parent / "superseded").mkdir(exist_ok=True)
-            os.replace(p, p.parent / "superseded" / p.name)
+            os.replace(p, files.unused_name(p.parent / "superseded" / p.name))
             moved += 1
     return moved
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def now() -> str:

@@ -15,20 +15,39 @@ from fastgan.run import checkpoint as ckpt
 def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
     """(config, G_ema state dict, description) for a run folder, checkpoint folder or safetensors file."""
     if path.is_file() and path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         cfg_path = path.parent / "config.toml"
         if not cfg_path.is_file():
             raise UsageError(f"{path}: no config.toml beside it; it is needed to rebuild the generator")
-        return load_config(cfg_path), load_file(str(path)), str(path)
+        return load_config(cfg_path), load_safetensors(path), str(path)
     if (path / "state.pt").is_file():  # a checkpoint folder
         state = ckpt.load_state(path)
         return load_config(path / "config.toml"), state["G_ema"], str(path)
+    run = ckpt.run_of_checkpoint(path)
+    if run is not None:  # a checkpoint folder whose state.pt is gone: say so, and what to give instead
+        found = ckpt.list_checkpoints(run)
+        others = f"a complete one, e.g. {found[-1]}, or the run folder {run}" if found else f"the run folder {run}"
+        raise UsageError(f"{path}: this checkpoint has no state.pt (cut short while saving, or removed); give {others}")
     if (path / "config.toml").is_file():  # a run folder
         if (path / "generator.safetensors").is_file():
             return find_generator(path / "generator.safetensors")
-        return find_generator(ckpt.latest_checkpoint(path))
+        found = ckpt.list_checkpoints(path)
+        if not found:
+            raise UsageError(f"{path}: the run has no generator.safetensors and no complete checkpoint yet; wait for its first checkpoint")
+        return find_generator(found[-1])
     raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or one line when it is truncated or not safetensors at all."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # SafetensorError, OSError, ...: the file is damaged
+        reason = (str(e).strip().splitlines() or [""])[0]
+        found = ckpt.list_checkpoints(path.parent)
+        instead = f"give its run's newest checkpoint instead: {found[-1]}" if found else "copy it again from where it was made"
+        raise UsageError(f"{path}: cannot read it, it is truncated or damaged ({type(e).__name__}: {reason}); {instead}") from None
 
 
 def load_generator(path: Path) -> tuple[Config, torch.nn.Module, str]:

@@ -66,10 +66,7 @@ def acquire_lock(run_dir: Path) -> tuple[Lock, str]:
             held = _read_json(path)
             why = _stale(held, path, owner)
             if not why:
-                raise UsageError(
-                    f"{run_dir}: another trainer (pid {held.get('pid')} on {held.get('host')}) is training in this run folder; "
-                    f"wait for it or stop it (a lock not refreshed for {STALE_S:.0f} s is taken over)"
-                ) from None
+                raise UsageError(held_message(run_dir, held)) from None
             path.unlink(missing_ok=True)
             notice = f"took over the lock of pid {held.get('pid')} on {held.get('host')} ({why})"
         except OSError as e:
@@ -77,6 +74,22 @@ def acquire_lock(run_dir: Path) -> tuple[Lock, str]:
         finally:
             tmp.unlink(missing_ok=True)
     raise UsageError(f"{run_dir}: could not take {path}; another trainer keeps starting there")
+
+
+def held_message(run_dir: Path, held: dict[str, Any]) -> str:
+    return (
+        f"{run_dir}: another trainer (pid {held.get('pid')} on {held.get('host')}) is training in this run folder; "
+        f"wait for it or stop it (a lock not refreshed for {STALE_S:.0f} s is taken over)"
+    )
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """Before anything reads a run's checkpoints to continue it: while another trainer uses the
+    folder, the lock's message (exit 2), whatever the config, so that nobody is told the run is
+    done, or that a checkpoint the live trainer just pruned cannot be loaded."""
+    held = live_owner(run_dir)
+    if held is not None:
+        raise UsageError(held_message(run_dir, held))
 
 
 def live_owner(run_dir: Path) -> dict[str, Any] | None:

@@ -2,11 +2,13 @@
 
 Only the main process reports. Values arrive once per log interval, already on the host.
 Warnings are printed and also appended to warnings.jsonl, so `fastgan report` can show them.
+Where stderr is not a terminal (nohup, SLURM, CI) there is no bar: each log line says the
+percent done, the elapsed time and an ETA instead, and when log lines are far apart a progress
+line comes between them (fastgan.progress: the first within 10 s, then at most every minute).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fastgan import files
 from fastgan.config import Config
+from fastgan.progress import LineClock, eta_text
 from fastgan.sampling.timeline import TimelineWriter
 
 # Keys shown in the log line and the progress bar, in order.
@@ -56,8 +60,7 @@ def failure_warnings(values: dict[str, float], cfg: Config) -> list[str]:
 
 def json_line(record: dict[str, Any]) -> str:
     """Strict JSON: inf and NaN become null (bare NaN is rejected by strict parsers)."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-    return json.dumps(clean, allow_nan=False) + "\n"
+    return files.json_text(record, indent=None)
 
 
 class Reporter:
@@ -78,10 +81,13 @@ class Reporter:
             self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         self.started = time.time()
         self.timeline = TimelineWriter(run_dir / "samples")
+        self.lines = LineClock()  # plain progress lines, where there is no bar
+        self.start_nimg = 0
 
     def start(self, cur_nimg: int) -> None:
         if not self.enabled:
             return
+        self.lines, self.start_nimg = LineClock(), cur_nimg
         self.progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -102,6 +108,13 @@ class Reporter:
     def advance(self, cur_nimg: int) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=min(cur_nimg, self.total))
+        if self.enabled and not self.console.is_terminal and self.lines.due():
+            self.lines.said()
+            self.console.print(f"[dim]{cur_nimg:>10,} img[/dim]  {self.eta(cur_nimg)}", highlight=False)
+
+    def eta(self, cur_nimg: int) -> str:
+        """'42% 1:05 elapsed, ETA 1:30' for this session (a resumed run's rate counts from its resume)."""
+        return eta_text(min(cur_nimg, self.total), self.total, self.lines.elapsed(), self.start_nimg)
 
     def log(self, cur_nimg: int, values: dict[str, float], warnings: list[str]) -> None:
         if not self.enabled:
@@ -116,8 +129,7 @@ class Reporter:
                 if not (k.endswith("_total") and not k.startswith("skipped")) and not (k.endswith("_max") and not k.startswith("gnorm"))
             },
         }
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json_line(record))
+        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         if self.writer is not None:
             for k, v in record.items():
                 if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
@@ -125,7 +137,11 @@ class Reporter:
         text = "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
         if self.progress is not None:
             self.progress.update(self.task, speed=f"{values.get('images_per_s', 0):,.0f} img/s", stats=text)
-        self.console.print(f"[dim]{cur_nimg:>10,} img[/dim]  {text}  {values.get('images_per_s', 0):,.0f} img/s", highlight=False)
+        line = f"[dim]{cur_nimg:>10,} img[/dim]  {text}  {values.get('images_per_s', 0):,.0f} img/s"
+        if not self.console.is_terminal:  # no bar to say how far along the run is: the line says it
+            line += f"  {self.eta(cur_nimg)}"
+            self.lines.said()
+        self.console.print(line, highlight=False)
         for w in warnings:
             self.warn(cur_nimg, w)
 
@@ -137,8 +153,8 @@ class Reporter:
         """Extra values at their own interval (e.g. in-training FD): jsonl and TensorBoard."""
         if not self.enabled:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), **values}))
+        record = {"nimg": cur_nimg, "time_s": self.elapsed(), **values}
+        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         for k, v in values.items():
             self.scalar(cur_nimg, k, v)
 
@@ -158,8 +174,8 @@ class Reporter:
     def warn(self, cur_nimg: int, message: str) -> None:
         if self.enabled:
             self.console.print(f"[yellow]warning[/yellow] at {cur_nimg:,} img: {message}", highlight=False)
-            with open(self.run_dir / "warnings.jsonl", "a") as f:
-                f.write(json_line({"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}))
+            record = {"nimg": cur_nimg, "time_s": self.elapsed(), "message": message}
+            files.append_line(self.run_dir / "warnings.jsonl", json_line(record), files.THEN_RESUME)
 
     def finish(self, cur_nimg: int) -> None:
         if self.progress is not None:

@@ -121,8 +121,9 @@ def apply_optim_settings(trainer: Trainer) -> None:
 
 def restore(trainer: Trainer, path: Path) -> list[str]:
     """Load a checkpoint into a freshly built trainer (the same config, any process count, any
-    device type). Returns what could not be restored exactly and was re-seeded from
-    (train.seed, images seen) instead: generator states of another device type."""
+    device type). Returns the lines to print (main process) about what could not be restored
+    exactly: generator states of another device type, re-seeded from (train.seed, images seen),
+    and RNG states missing from the checkpoint."""
     state = ckpt.load_state(path)
     check_precision(trained_precision(state, path), trainer.cfg.train.precision, trainer.precision, path)
     s, acc = trainer.step, trainer.accelerator
@@ -166,7 +167,19 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
     if own is not None and not ckpt.set_rng_state(own, device):
         torch.cuda.manual_seed(reseed + rank)  # this process's device (Accelerate made it current)
         notes.append("the CUDA RNG")
-    return notes
+    lines = []
+    if notes:
+        lines.append(
+            f"notice: {path} was saved on another device type: {', '.join(notes)} cannot be restored exactly and "
+            "were re-seeded from (train.seed, images seen); the run continues, but not bitwise as on the original device"
+        )
+    missing = [f"rng-rank{r}.pt" for r in range(acc.num_processes) if not (path / f"rng-rank{r}.pt").is_file()]
+    if missing:  # what each process draws (python, numpy, torch RNGs, data flips) starts from its seed, not where it was
+        lines.append(
+            f"warning: {path} has no {', '.join(missing)}: those processes' RNG states (python, numpy, torch) are not restored, "
+            "so the run continues from the checkpoint's weights but will not match one that was never stopped"
+        )
+    return lines
 
 
 def trained_precision(state: dict[str, Any], path: Path) -> str | None:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
 
+from fastgan import files
 from fastgan.config import to_toml
 from fastgan.data.sources import open_source
-from fastgan.errors import FastganError, PeerFailure, UsageError
+from fastgan.errors import FastganError, PeerFailure, StorageError, UsageError
 from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
 from fastgan.run.eval_hook import EvalHook
@@ -42,6 +43,8 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
     main = accelerator.is_main_process
     # torchvision may download or extract the dataset: the main process first, so they never write at once
     source = main_process_first(accelerator, lambda: open_source(cfg.data, cfg.model.channels, cfg.model.resolution))
+    if main and source.converted:  # said once, before the run: a source of another size or mode is no silent surprise
+        print(f"fastgan: data.source = {cfg.data.source!r}: {source.converted}", file=sys.stderr)
     trainer = build_trainer(cfg, accelerator, source)
     hooks: list[EvalHook] = []
     if cfg.train.eval_every > 0:
@@ -59,17 +62,17 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
         )
 
     # From here on the run folder is written, by the main process; the others learn the outcome.
-    error, lock = "", None
+    error, full_disk, lock = "", False, None
     if main:
         try:
             where = f"{accelerator.num_processes} process(es) on {accelerator.device}"
             lock = prepare_folder(plan, trainer.cur_nimg, notes, where, trainer.precision)
-        except UsageError as e:
-            error = str(e)
+        except (UsageError, StorageError) as e:
+            error, full_disk = str(e), isinstance(e, StorageError)
     if accelerator.num_processes > 1:
-        error = broadcast_object_list([error])[0]
+        error, full_disk = broadcast_object_list([error, full_disk])
     if error:
-        raise UsageError(error if main else "")
+        raise (StorageError if full_disk else UsageError)(error if main else "")
 
     run_dir = plan.run_dir
     try:
@@ -83,7 +86,7 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
             )
     except FastganError as e:
         if main:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, StorageError):  # a full disk: the line on stderr is what is left
                 rf.log_event(run_dir, type(e).__name__, nimg=trainer.cur_nimg, message=str(e), exit_code=e.exit_code)
         raise
     except OSError as e:  # the main process writing logs or samples
@@ -151,12 +154,8 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, prec
             lines.append(f"{' and '.join(what)} written past {cur_nimg:,} images by an earlier run")
         if plan.changes:
             lines.append(f"changed on resume: {describe(plan.changes)}")
-        if notes:
-            lines.append(
-                f"notice: {plan.checkpoint} was saved on another device type: {', '.join(notes)} cannot be restored exactly and "
-                "were re-seeded from (train.seed, images seen); the run continues, but not bitwise as on the original device"
-            )
-        rf.write_atomic(run_dir / "config.toml", to_toml(cfg))
+        lines += plan.notes + notes
+        files.write_atomic(run_dir / "config.toml", to_toml(cfg), files.THEN_RESUME)
         event = "resume" if plan.checkpoint is not None else "start"
         rf.log_event(
             run_dir,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from fastgan import files
 from fastgan.errors import Diverged, Stopped
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.batchnorm import reset_nonfinite_batchnorm
@@ -107,8 +108,9 @@ class SampleGrids:
         if not trainer.accelerator.is_main_process:
             return
         images = generate_uint8(trainer.G_ema, self.z, self.labels)
-        save_png(images, self.row, self.run_dir / "samples" / f"{ckpt.checkpoint_name(trainer.cur_nimg)}.png")
-        save_png(images, self.row, self.run_dir / "samples" / "latest.png")
+        samples = self.run_dir / "samples"
+        save_png(images, self.row, samples / f"{ckpt.checkpoint_name(trainer.cur_nimg)}.png", files.THEN_RESUME)
+        save_png(images, self.row, samples / "latest.png", files.THEN_RESUME)
         self.reporter.grid(trainer.cur_nimg, display_grid(images, self.row))  # TensorBoard and samples/timeline.gif
         # ganhacks "track failures early": fixed-z samples that all look alike mean collapse.
         # Collapse is a fall in diversity from its best, not a low value at the start.

@@ -4,12 +4,15 @@ person looks at, and the PNG it is saved as."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from fastgan import files
 from fastgan.config import ModelConfig
 from fastgan.latents import draw_latents
 from fastgan.sampling.walks import truncate
@@ -42,10 +45,12 @@ def generate_uint8(G: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch: i
     return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-def grid(images: torch.Tensor, row: int, pad: int = 2) -> np.ndarray:
-    """uint8 [N, C, H, W] -> one uint8 image [H', W', C] with `row` images per row."""
+def grid(images: torch.Tensor, row: int, pad: int = 2, rows: int | None = None) -> np.ndarray:
+    """uint8 [N, C, H, W] -> one uint8 image [H', W', C] with `row` images per row (and `rows` rows,
+    default as many as the images fill; cells past the last image stay white)."""
     n, c, h, w = images.shape
-    rows = math.ceil(n / row)
+    rows = rows or math.ceil(n / row)
+    assert n <= rows * row, (n, rows, row)
     canvas = np.full((c, rows * (h + pad) + pad, row * (w + pad) + pad), 255, dtype=np.uint8)
     host = images.cpu().numpy()
     for i in range(n):
@@ -55,26 +60,28 @@ def grid(images: torch.Tensor, row: int, pad: int = 2) -> np.ndarray:
     return canvas.transpose(1, 2, 0)
 
 
-def display_grid(images: torch.Tensor, row: int) -> np.ndarray:
+def display_grid(images: torch.Tensor, row: int, rows: int | None = None) -> np.ndarray:
     """The grid a person looks at, uint8 [H', W', C]: images of 32 px or less are scaled up 3x
     (nearest), so they can be seen. The PNGs, TensorBoard and the timeline all show this."""
-    arr = grid(images, row)
+    arr = grid(images, row, rows=rows)
     if images.shape[-1] <= 32:
         arr = arr.repeat(3, axis=0).repeat(3, axis=1)
     return arr
 
 
-def save_png(images: torch.Tensor, row: int, path: Path) -> None:
-    """Save the display grid of `images` atomically (a reader never sees half a file)."""
+def to_pil(arr: np.ndarray) -> Any:
+    """uint8 [H, W, C] (C = 1 or 3) as a PIL image."""
     from PIL import Image
 
-    arr = display_grid(images, row)
-    mode = "L" if arr.shape[2] == 1 else "RGB"
-    im = Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode=mode)
+    return Image.fromarray(arr[:, :, 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+
+
+def save_png(images: torch.Tensor, row: int, path: Path, then: str = files.RETRY, rows: int | None = None) -> None:
+    """Save the display grid of `images` atomically (fastgan.files: a reader never sees half a file)."""
+    im = to_pil(display_grid(images, row, rows))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    im.save(tmp)
-    tmp.replace(path)
+    with files.replacing(path, then) as f:
+        im.save(f, format="PNG")
 
 
 def diversity(images: torch.Tensor) -> torch.Tensor:
@@ -82,11 +89,31 @@ def diversity(images: torch.Tensor) -> torch.Tensor:
     return images.float().std(dim=0).mean()
 
 
-def sample_latents(model: ModelConfig, n: int, seed: int, truncation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """`fastgan sample`'s latents (CPU): z from `seed`, truncated by psi; a conditional model's
-    labels run class by class, one grid row per class. Returns z, labels and the row length."""
-    z = truncate(draw_latents(model.latent, n, model.z_dim, generator=torch.Generator().manual_seed(seed)), truncation)
-    if model.conditional:  # one row per class in the grid
-        per_class = -(-n // model.num_classes)
-        return z, torch.arange(model.num_classes).repeat_interleave(per_class)[:n], per_class
-    return z, torch.zeros(n, dtype=torch.long), int(np.ceil(np.sqrt(n)))
+CHUNK = 256  # images per generate call in `sample_chunks`: generate_uint8's batch, so chunks change no image
+
+
+def sample_labels(model: ModelConfig, n: int, start: int, stop: int) -> torch.Tensor:
+    """Labels of images start..stop-1 of `fastgan sample --n n`: a conditional model's run class by
+    class (one grid row per class), an unconditional model's are all 0."""
+    if model.conditional:
+        return torch.arange(start, stop) // -(-n // model.num_classes)
+    return torch.zeros(stop - start, dtype=torch.long)
+
+
+def grid_row(model: ModelConfig, n: int) -> int:
+    """Images per row of `fastgan sample`'s grid: one row per class, else as square as it gets."""
+    return -(-n // model.num_classes) if model.conditional else math.ceil(math.sqrt(n))
+
+
+def sample_chunks(
+    G: nn.Module, model: ModelConfig, n: int, seed: int, truncation: float, device: torch.device, chunk: int = CHUNK
+) -> Iterator[torch.Tensor]:
+    """`fastgan sample`'s `n` images as uint8 [<= chunk, C, H, W] CPU tensors, in order, so that
+    memory holds one chunk whatever `n` is. z comes from one generator seeded with `seed`, drawn
+    chunk by chunk: the same latents as one draw of all `n` (CPU randn fills blocks of 16 values,
+    and a chunk is a whole number of them), truncated by psi."""
+    g = torch.Generator().manual_seed(seed)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        z = truncate(draw_latents(model.latent, stop - start, model.z_dim, generator=g), truncation)
+        yield generate_uint8(G, z.to(device), sample_labels(model, n, start, stop).to(device)).cpu()

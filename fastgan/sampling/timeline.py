@@ -15,12 +15,13 @@ would spend more than about 1/`THROTTLE` of the run's time on the GIF, and alway
 from __future__ import annotations
 
 import io
-import os
 import re
 import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from fastgan import files
 
 MAX_FRAMES = 60
 MAX_WIDTH = 256  # px; shrunk by a whole factor: 726 px (64 images of 28 px, saved 3x) -> 242
@@ -89,9 +90,7 @@ def write_timeline(samples_dir: Path) -> Path | None:
     if data is None:
         return None
     out = samples_dir / "timeline.gif"
-    tmp = samples_dir / ".timeline.gif.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, out)  # a reader (or a browser refreshing it) never sees half a GIF
+    files.write_atomic(out, data, files.THEN_RESUME)  # a reader (or a browser refreshing it) never sees half a GIF
     return out
 
 

@@ -85,6 +85,22 @@ def test_one_trainer_per_run_folder(cli: CliRunner, tiny_config: Path, tmp_path:
     assert code == 0 and "SLURM job 77" in text, text
 
 
+def test_auto_resume_meets_the_lock_first_whatever_the_config(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    """A finished run that another trainer holds: never "nothing to do" (exit 0), but the lock's
+    line and exit code, as a plain --resume gets them, with the same config or another one."""
+    out = train(cli, tiny_config, tmp_path / "run")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        held_lock(out, other.pid)
+        for extra in ([], ["--set", "train.log_every=32"], ["--set", "optim.D.lr=1e-3"]):
+            code, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume", *extra)
+            assert code == 2 and f"another trainer (pid {other.pid}" in text and "nothing to do" not in text, (extra, text)
+            assert (code, text) == run(cli, "train", "--resume", out)
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_live_owner_names_a_trainer_using_the_folder(tmp_path: Path) -> None:
     """scripts/quickstart.sh asks this before it renames runs/quickstart."""
     import subprocess

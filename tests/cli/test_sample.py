@@ -35,7 +35,7 @@ def test_sample_errors(cli: CliRunner, tmp_path: Path) -> None:
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png")
     assert code == 2 and "not a run folder" in text
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.jpg")
-    assert code == 2 and "must end in .png" in text
+    assert code == 2 and "give FILE.png (a grid), FILE.npy (a uint8 array), DIR/ (one PNG per image)" in text
 
 
 @pytest.fixture
@@ -110,7 +110,15 @@ def test_between_classes_walks_the_class_with_z_fixed(cli: CliRunner, tiny_confi
         (["--steps", "4"], "add --interpolate N"),
         (["--between-classes"], "add --interpolate N"),
         (["--interpolate", "2", "--n", "4"], "--n and --interpolate both set how many images"),
-        (["--interpolate", "2", "--out", "x.jpg"], "must end in .png"),
+        (["--interpolate", "2", "--out", "x.jpg"], "give FILE.png (a grid)"),
+        (["--n", "10000000"], "a picture of 10,000,000 images is too big to look at"),
+        (["--interpolate", "600", "--steps", "8"], "a picture of 4,800 images is too big to look at"),
+        (["--interpolate", "600", "--steps", "8", "--out", "w.gif"], "a picture of 4,800 images is too big to look at"),
+        (["--grid", "4by4"], "--grid 4by4: give rows x columns, e.g. --grid 4x8"),
+        (["--grid", "2x2", "--n", "5"], "--grid 2x2 holds 4 images, fewer than --n 5"),
+        (["--grid", "2x2", "--out", "s.npy"], "--grid 2x2 shapes a .png grid"),
+        (["--grid", "2x2", "--interpolate", "2"], "--grid shapes a sample grid; walks are laid out as"),
+        (["--out", "s.gif"], "a GIF is an animated walk; add --interpolate N"),
     ],
 )
 def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
@@ -118,3 +126,108 @@ def test_sample_usage_errors(cli: CliRunner, tmp_path: Path, args: list[str], me
     code, text = run(cli, "sample", tmp_path, "--out", tmp_path / "x.png", *args)
     assert code == 2, text
     assert message in text and "Traceback" not in text
+
+
+def test_a_sample_killed_the_moment_its_destination_changes_leaves_a_whole_file(tiny_run: Path, tmp_path: Path) -> None:
+    """SIGKILL as soon as `--out` changes on disk: the file there loads, the earlier one or the new
+    one whole (today's atomic rename; a write in place would leave a torn .npy)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support import REPO
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((10, 1, 28, 28), dtype=np.uint8))
+    before = good.stat()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "fastgan", "sample", str(tiny_run), "--n", "20000", "--out", str(good)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            now = os.stat(good)
+            if (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode in (-signal.SIGKILL, 0), err.decode()[-2000:]
+    arr = np.load(good)
+    assert arr.shape in ((10, 1, 28, 28), (20000, 1, 28, 28)) and arr.dtype == np.uint8
+
+
+def peak_rss_bytes(*args: str | Path) -> int:
+    """Peak resident memory of `fastgan ARGS` in a process of its own (the command must succeed)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "fastgan", *map(str, args)], env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, args
+    return usage.ru_maxrss * 1024  # kB on Linux
+
+
+def test_a_big_npy_streams_memory_holds_the_model_and_one_chunk(tiny_run: Path, tmp_path: Path) -> None:
+    small = peak_rss_bytes("sample", tiny_run, "--n", "10", "--out", tmp_path / "small.npy")
+    big = peak_rss_bytes("sample", tiny_run, "--n", "100000", "--out", tmp_path / "big.npy")  # 78 MB of images
+    output = (tmp_path / "big.npy").stat().st_size
+    assert np.load(tmp_path / "big.npy", mmap_mode="r").shape == (100_000, 1, 28, 28)
+    assert big - small < output / 2, f"peak {big / 2**20:.0f} MiB vs {small / 2**20:.0f} MiB for 10 images"
+
+
+def test_streamed_samples_are_the_images_of_one_draw(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    from fastgan.run.generator import load_generator
+    from fastgan.sampling.grid import generate_uint8
+
+    assert run(cli, "sample", tiny_run, "--n", "600", "--seed", "3", "--out", tmp_path / "s.npy")[0] == 0
+    cfg, G, _ = load_generator(tiny_run)
+    z = draw_latents(cfg.model.latent, 600, cfg.model.z_dim, generator=torch.Generator().manual_seed(3))
+    assert close(np.load(tmp_path / "s.npy"), generate_uint8(G, z, torch.zeros(600, dtype=torch.long)).numpy())
+
+
+def test_the_disk_is_checked_before_any_image_is_made(
+    cli: CliRunner, tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))  # type: ignore[attr-defined]
+    code, text = run(cli, "sample", tiny_run, "--n", "100", "--out", tmp_path / "s.npy")
+    assert code == 2 and "GiB free" in text and text.count("\n") == 1, text
+    assert not list(tmp_path.glob("*s.npy.tmp*")) and not (tmp_path / "s.npy").exists()
+
+
+def test_samples_in_the_forms_of_peer_tools(cli: CliRunner, tiny_run: Path, tmp_path: Path) -> None:
+    """A folder of PNGs named by seed and index (StyleGAN2-ADA's gen_images.py, lightweight-gan),
+    a GIF walk with one frame per step, a grid of a chosen shape, and the psi in the success line."""
+    from PIL import Image
+
+    code, text = run(cli, "sample", tiny_run, "--n", "10", "--seed", "5", "--out", f"{tmp_path / 'pngs'}/", "--truncation", "0.7")
+    assert code == 0 and "truncation psi = 0.7" in text, text
+    names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert names == [f"seed0005-{i:06d}.png" for i in range(10)]
+    assert run(cli, "sample", tiny_run, "--n", "10", "--seed", "5", "--out", tmp_path / "s.npy", "--truncation", "0.7")[0] == 0
+    array = np.load(tmp_path / "s.npy")
+    assert all(np.array_equal(np.asarray(Image.open(tmp_path / "pngs" / name)), array[i, 0]) for i, name in enumerate(names))
+    code, text = run(cli, "sample", tiny_run, "--out", f"{tmp_path / 'pngs'}/")  # never written over
+    assert code == 2 and "exists and is not empty" in text
+
+    code, text = run(cli, "sample", tiny_run, "--interpolate", "3", "--steps", "5", "--out", tmp_path / "walk.gif")
+    assert code == 0 and "5 frames" in text and "truncation psi = 1" in text, text
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert getattr(gif, "n_frames", 1) == 5 and gif.size == (
+            (2 * 30 + 2) * 3,
+            (2 * 30 + 2) * 3,
+        )  # 3 walks on a 2 x 2 grid, 28 px shown 3x
+
+    code, text = run(cli, "sample", tiny_run, "--grid", "2x5", "--out", tmp_path / "g.png")
+    assert code == 0 and "wrote 10 samples" in text, text
+    assert Image.open(tmp_path / "g.png").size == ((5 * 30 + 2) * 3, (2 * 30 + 2) * 3)  # 5 columns, 2 rows

@@ -195,6 +195,20 @@ def test_from_picks_an_older_checkpoint_and_the_logs_have_no_duplicates(cli: Cli
     assert [e.step for e in events.Scalars("loss_D")] == [64, 128, 192]  # the first run's 128 and 192 are purged
 
 
+def test_rolling_back_twice_to_one_checkpoint_keeps_every_superseded_grid(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(cli, "train", tiny_config, "--out", out)[0] == 0
+    grids = []
+    for _ in range(2):  # two branches from nimg-64, each writing its own grid at 128 images
+        grids.append((out / "samples" / "nimg-000000128.png").read_bytes())
+        lr = f"optim.G.lr={len(grids) * 1e-3}"  # another branch: other weights, another grid
+        code, text = run(cli, "train", "--resume", out, "--from", "nimg-000000064", "--set", lr)
+        assert code == 0 and "moved 1 sample grid(s) to samples/superseded/" in text, text
+    kept = sorted((out / "samples" / "superseded").glob("nimg-000000128*.png"))
+    assert len(kept) == 2 and sorted(p.read_bytes() for p in kept) == sorted(grids) and grids[0] != grids[1]
+    assert len(list((out / "checkpoints" / "superseded").glob("nimg-000000128*"))) == 2
+
+
 def test_out_and_resume_must_agree(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run(cli, "train", tiny_config, "--out", out)[0] == 0

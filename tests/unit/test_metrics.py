@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -183,9 +184,9 @@ class CountingExtract:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, net: FeatureCNN, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, net: FeatureCNN, images: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         self.calls += 1
-        return extract_features(net, images)
+        return extract_features(net, images, **kwargs)
 
 
 def test_real_feature_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,7 +195,7 @@ def test_real_feature_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatc
     net = FeatureCNN().eval()  # random weights: the cache does not care what the net is
     images = np.random.default_rng(0).integers(0, 256, (40, 1, 28, 28), dtype=np.uint8)
 
-    def get(**kw: str) -> torch.Tensor:
+    def get(**kw: Any) -> torch.Tensor:
         return cache.real_features("fashion-mnist", "test", images, net, "cpu", tmp_path, **kw)
 
     first = get()
