@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +109,61 @@ def test_bench_json_records_the_cpu_flags(cli: CliRunner, tiny_config: Path, tmp
     assert result.exit_code == 0, result.output
     data = json.loads((out / "bench.json").read_text())
     assert data["cpu"]["flags"] and "bf16_units" in data["cpu"] and data["tf32"] is True
+
+
+def test_mfu_under_auto_precision_uses_the_peak_of_the_precision_it_resolves_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import fastgan.bench.peaks as peaks
+    import fastgan.hardware as hardware
+    from fastgan.bench.measure import RungResult
+    from fastgan.config import load_config
+
+    monkeypatch.setattr(peaks.torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    monkeypatch.setattr(hardware, "has_bf16_units", lambda device: True)  # a GPU that computes in bf16
+    gpu, result = torch.device("cuda", 0), RungResult("x", images_per_s=100.0)  # one step per second
+    auto = load_config(None, ["train.batch_size=100", "train.precision=auto"])
+    assert peaks.mfu(790 * 10**12, result, auto, gpu, processes=1) == pytest.approx(1.0)  # bf16's peak, not TF32's
+    fp32 = load_config(None, ["train.batch_size=100", "train.precision=no"])
+    assert peaks.mfu(395 * 10**12, result, fp32, gpu, processes=1) == pytest.approx(1.0)
+    monkeypatch.setattr(hardware, "has_bf16_units", lambda device: False)  # auto resolves to fp32 (TF32 on)
+    assert peaks.mfu(395 * 10**12, result, auto, gpu, processes=1) == pytest.approx(1.0)
+
+
+def test_flops_include_the_lazy_pass_per_reg_every_and_windows_start_after_it(tiny_config: Path) -> None:
+    from fastgan.bench.measure import count_flops, measure
+    from fastgan.config import load_config
+    from fastgan.data.sources import open_source
+    from fastgan.train.build import build_trainer
+    from fastgan.train.lazy_reg import LazyRegularizer
+    from fastgan.train.setup import make_accelerator
+
+    rpgan = ["loss.name=rpgan", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0"]
+    counts = {}
+    for every in (2, 4):
+        cfg = load_config(tiny_config, [*rpgan, f"loss.reg_every={every}"])
+        acc = make_accelerator(cfg)
+        source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
+        counts[every] = count_flops(cfg, acc, source)
+    two, four = counts[2], counts[4]
+    assert two.plain_step == four.plain_step and two.lazy_pass == four.lazy_pass > two.plain_step / 4
+    assert two.per_step == two.plain_step + two.lazy_pass // 2 and four.per_step == four.plain_step + four.lazy_pass // 4
+    none = count_flops(load_config(tiny_config, []), acc, source)
+    assert none.lazy_pass == 0 and none.per_step == none.plain_step
+
+    trainer = build_trainer(load_config(tiny_config, [*rpgan, "loss.reg_every=4"]), acc, source)
+    reg = trainer.step.regularize
+    assert isinstance(reg, LazyRegularizer)
+    due_at: list[int] = []
+
+    def spy(cur_nimg: int, batch: Any) -> None:
+        if reg.due(cur_nimg):
+            due_at.append(cur_nimg // 16)  # as D steps
+        reg(cur_nimg, batch)
+
+    trainer.step.regularize = spy
+    result = measure(trainer, warmup_steps=1, window_steps=3, windows=2, budget_s=600)
+    assert "warm-up of 4 steps: through the first lazy R1/R2 step" in result.note
+    assert "windows of 4 steps: whole R1/R2 periods" in result.note and result.steps_measured == 8
+    # the last warm-up step is the first lazy one; step 5 counts launches; each window of 4 holds one
+    assert due_at == [4, 8, 12]
