@@ -208,6 +208,9 @@ def bench(
     grid: Annotated[
         bool, typer.Option("--grid", help="Every combination of precision, compile mode and channels_last instead of the ladder")
     ] = False,
+    cells: Annotated[
+        str | None, typer.Option("--cells", help="With --grid: only these cells, e.g. bf16/off/channels_last,bf16/default/channels_last")
+    ] = None,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Seconds for the whole --grid or --batch list; cells after it are listed as not run")
     ] = None,
@@ -239,6 +242,7 @@ def bench(
         rung_seconds=rung_seconds,
         grid=grid,
         budget=budget,
+        cells=cells,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastgan.bench.sweep import Cell, Sweep, fastest, open_sweep, run_cells
 from fastgan.config import Config
+from fastgan.errors import UsageError
 
 PRECISIONS = ("no", "bf16")
 COMPILES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -65,11 +66,28 @@ def grid_cells() -> list[Cell]:
     ]
 
 
+def pick_cells(text: str | None) -> list[Cell]:
+    """--cells a,b: those grid cells, in the grid's order; every cell without it."""
+    cells = grid_cells()
+    if not text:
+        return cells
+    wanted = [n.strip() for n in text.split(",") if n.strip()]
+    known = {c.name for c in cells}
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise UsageError(
+            f"--cells: unknown cell {', '.join(map(repr, unknown)) or repr(text)}; cells are PRECISION/COMPILE/LAYOUT with "
+            f"PRECISION fp32 or bf16, COMPILE one of {', '.join(COMPILES)}, LAYOUT contiguous or channels_last"
+        )
+    return [c for c in cells if c.name in wanted]
+
+
 def run_grid(
     config: Path,
     cfg: Config,
     base: tuple[str, ...],
     *,
+    cells: list[Cell],
     steps: int,
     windows: int,
     warmup: int,
@@ -86,7 +104,6 @@ def run_grid(
                        budget_s=budget_s, kind="grid")  # fmt: skip
     flops = count_flops(cfg, sweep.accelerator, sweep.source)
     sweep.meta.update(flops_per_step=flops.per_step, flops={**dataclasses.asdict(flops), "per_step": flops.per_step}, note=GRID_NOTE)
-    cells = grid_cells()
 
     def save(partial: bool) -> None:
         speedups(sweep.results)

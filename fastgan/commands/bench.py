@@ -52,6 +52,7 @@ def run_bench(
     rung_seconds: float = 90.0,
     grid: bool = False,
     budget: float | None = None,
+    cells: str | None = None,
 ) -> None:
     config = config or DEFAULT_CONFIG
     batches = parse_batches(batch)
@@ -65,6 +66,8 @@ def run_bench(
         raise UsageError(f"--budget {budget:g}: must be positive, e.g. 300 (seconds for the whole grid or batch list)")
     if grid and ladder:
         raise UsageError("--grid and --ladder: choose one (the grid measures every combination; the ladder one change at a time)")
+    if cells and not grid:
+        raise UsageError("--cells picks cells of the grid: add --grid")
     if processes and (grid or len(batches) > 1):
         raise UsageError("--processes measures one rung per process count; it does not combine with --grid or a --batch list")
     if ladder and len(batches) > 1:
@@ -80,10 +83,11 @@ def run_bench(
         start = time.monotonic()
         best: tuple[str, tuple[str, ...]] | None = ("the config as given", ())
         if grid:
-            from fastgan.bench.grid import run_grid
+            from fastgan.bench.grid import pick_cells, run_grid
 
+            picked = pick_cells(cells)
             share = budget * GRID_SHARE if budget is not None and len(batches) > 1 else budget
-            best = run_grid(config, cfg, base, steps=steps, windows=windows, warmup=warmup, cell_seconds=rung_seconds,
+            best = run_grid(config, cfg, base, cells=picked, steps=steps, windows=windows, warmup=warmup, cell_seconds=rung_seconds,
                             budget_s=share, out=out)  # fmt: skip
         if len(batches) > 1 and best is not None:
             from fastgan.bench.batches import run_batches

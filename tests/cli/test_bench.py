@@ -191,6 +191,18 @@ def test_a_grid_under_a_budget_lists_what_it_did_not_run_and_sigint_keeps_what_i
     assert cells["fp32/off/channels_last"]["skipped"].startswith("not run (budget)")
 
 
+def test_cells_pick_part_of_the_grid_in_its_order(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_rungs(monkeypatch)
+    out = tmp_path / "grid"
+    cells = "bf16/default/channels_last,fp32/off/contiguous"
+    result = cli.invoke(app, ["bench", str(tiny_config), "--grid", "--cells", cells, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = [r["name"] for r in json.loads((out / "grid.json").read_text())["rungs"]]
+    assert names == ["fp32/off/contiguous", "bf16/default/channels_last"]
+
+
 def test_batch_list_gives_a_table_and_a_plot_per_batch(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "batches"
     args = ["bench", str(tiny_config), "--batch", "8,16", "--steps", "1", "--windows", "1", "--warmup", "2", "--out", str(out)]
@@ -217,6 +229,8 @@ def test_batch_list_gives_a_table_and_a_plot_per_batch(cli: CliRunner, tiny_conf
         (["--batch", "8,16", "--ladder", "eager"], "a batch list measures one configuration"),
         (["--grid", "--processes", "1,2"], "does not combine with --grid"),
         (["--grid", "--budget", "0"], "--budget 0: must be positive"),
+        (["--cells", "bf16/off/channels_last"], "add --grid"),
+        (["--grid", "--cells", "fp64/off/contiguous"], "unknown cell 'fp64/off/contiguous'"),
     ],
 )
 def test_bad_grid_and_batch_options_are_one_line_usage_errors(cli: CliRunner, tiny_config: Path, args: list[str], message: str) -> None:
