@@ -44,11 +44,14 @@ def D_grads(trainer: Any) -> torch.Tensor:
     return torch.cat([p.grad.float().flatten() for p in trainer.D.parameters() if p.grad is not None])
 
 
-def finite_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Relative error over the elements finite in both (a skipped fp16 step leaves infs in both, at the same places)."""
-    assert torch.equal(torch.isfinite(a), torch.isfinite(b)), "non-finite gradients in one and not the other"
-    keep = torch.isfinite(a)
-    return relative_error(a[keep], b[keep])
+def finite_error(a: torch.Tensor, b: torch.Tensor, same_skips: bool = True) -> float:
+    """Relative error over the elements finite in both. With `same_skips` (the same kernels, with and
+    without CUDA graphs), a skipped fp16 step must have left its infs in both at the same places;
+    against eager, rounding may tip one side over fp16's range and not the other."""
+    if same_skips:
+        assert torch.equal(torch.isfinite(a), torch.isfinite(b)), "non-finite gradients in one and not the other"
+    keep = torch.isfinite(a) & torch.isfinite(b)
+    return relative_error(a[keep], b[keep]) if keep.any() else 0.0
 
 
 def step_all(runs: list[Any], iters: dict[int, Any], step: int) -> None:
@@ -74,7 +77,7 @@ def check_recipe(config: Path, precision: str, *extra: str, name: str) -> None:
     step_all(runs, iters, 2)  # its D step is the first lazy R1/R2 step: D's gradients are the lazy pass's
     torch.cuda.synchronize()
     lazy_graphs_vs_default = finite_error(D_grads(graphs), D_grads(default))
-    lazy_vs_eager = finite_error(D_grads(default), D_grads(eager))
+    lazy_vs_eager = finite_error(D_grads(default), D_grads(eager), same_skips=False)
     assert lazy_graphs_vs_default < 1e-2, f"a lazy step under CUDA graphs differs from the same kernels by {lazy_graphs_vs_default:.3g}"
     assert lazy_vs_eager < (0.2 if precision != "no" else 0.05), f"a compiled lazy step differs from eager by {lazy_vs_eager:.3g}"
     for step in range(3, WARMUP_STEPS + 1):
