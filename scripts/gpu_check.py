@@ -230,7 +230,8 @@ class Check:
         self.judge(stage, "seed grid", data, ran)
         if tutorial is None:
             headline["why"] = "the seeds' loop did not run (it reads Fashion-MNIST; see the log)"
-            stage.status = "FAIL" if self.fashion is not None else "skipped: the seeds' loop reads Fashion-MNIST, which is not here"
+            if stage.status != "FAIL":  # a failed grid cell stays the stage's result
+                stage.status = "FAIL" if self.fashion is not None else "skipped: the seeds' loop reads Fashion-MNIST, which is not here"
             return
         best = best_cell(data)
         headline.update(tutorial_images_per_s=tutorial["images_per_s"])
