@@ -112,7 +112,7 @@ def headline_lines(details: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"At fastgan's fastest batch ({at['batch']}): {_rate(at['fastgan_images_per_s'])} images/s, "
-            f"{at['fastgan_images_per_s'] / h['tutorial_images_per_s']:.1f}x the seeds' loop at 128; {versus}."
+            f"{at['fastgan_images_per_s'] / h['tutorial_images_per_s']:.1f}x the seeds' loop at {h['batch']}; {versus}."
         )
     return lines
 
