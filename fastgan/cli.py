@@ -316,18 +316,37 @@ def bench(
     steps: Annotated[int, typer.Option("--steps", min=1, help="Timed steps per window")] = 20,
     windows: Annotated[int, typer.Option("--windows", min=1, help="Timed windows; the median is reported")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=1, help="Untimed steps first (compile happens here)")] = 5,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Global batch size (default: the config's)")] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch", metavar="N|LIST", help="Global batch size (default: the config's), or a list 128,256,1024 for a batch-scaling table"
+        ),
+    ] = None,
     ladder: Annotated[str | None, typer.Option("--ladder", metavar="LIST", help="Comma-separated rungs to run (default: all)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Write bench.json, bench.md and bench.png here")] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Every combination of precision, compile mode and channels_last instead of the ladder")
+    ] = False,
+    cells: Annotated[
+        str | None,
+        typer.Option("--cells", metavar="LIST", help="With --grid: only these cells, e.g. bf16/off/channels_last,no/default/contiguous"),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", metavar="SECONDS", help="Seconds for the whole --grid or --batch list; later cells: not run"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Write bench.json/md/png here (grid.* with --grid, batches.* with a --batch list)"),
+    ] = None,
     processes: Annotated[
         str | None, typer.Option("--processes", metavar="LIST", help="Scaling: process counts, e.g. 1,2 (each under accelerate launch)")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json-out", hidden=True)] = None,
     rung_seconds: Annotated[
-        float, typer.Option("--rung-seconds", help="Time box per rung, warm-up and compile included; a rung stops timing there")
+        float, typer.Option("--rung-seconds", help="Time box per rung or cell, warm-up and compile included; a rung stops timing there")
     ] = 90.0,
 ) -> None:
-    """Measure training images/s and MFU for a ladder of optimisations against the eager baseline."""
+    """Measure training images/s and MFU for a ladder of optimisations against the eager baseline, a grid, or batch sizes."""
     from fastgan.commands.bench import run_bench
 
     run_bench(
@@ -342,6 +361,9 @@ def bench(
         processes=processes,
         json_out=json_out,
         rung_seconds=rung_seconds,
+        grid=grid,
+        budget=budget,
+        cells=cells,
     )
 
 

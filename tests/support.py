@@ -75,6 +75,64 @@ num_samples = 8
     return cfg
 
 
+def write_recipe(folder: Path, *, batch: int = 32, reg_every: int = 2, width: int = 32) -> Path:
+    """Today's recipe at toy size (cifar10-r3gan's parts): R3GAN's nets, conditional, rpgan with lazy
+    R1/R2 every `reg_every` D steps, ADA starting at p = 0.2 with a small speed_images, channels_last,
+    on a generated 32 px RGB array of 512 images and 10 classes (written into `folder`)."""
+    rng = np.random.default_rng(0)
+    np.save(folder / "rgb32.npy", rng.integers(0, 256, size=(512, 3, 32, 32), dtype=np.uint8))
+    np.save(folder / "rgb32.labels.npy", (np.arange(512) % 10).astype(np.int64))
+    cfg = folder / "recipe.toml"
+    cfg.write_text(
+        f"""
+[model]
+name = "r3gan"
+resolution = 32
+channels = 3
+z_dim = 32
+conditional = true
+
+[model.r3gan]
+stage_widths = [{width}, {width}, {width}, {width}]
+stage_blocks = [1, 1, 1, 1]
+group_channels = 8
+
+[loss]
+name = "rpgan"
+r1_gamma = 0.05
+r2_gamma = 0.05
+reg_every = {reg_every}
+
+[augment]
+policy = "color,translation,cutout"
+p = 0.2
+target = 0.6
+speed_images = 2_000
+
+[optim.G]
+lr = 2e-4
+betas = [0.0, 0.99]
+
+[optim.D]
+lr = 2e-4
+betas = [0.0, 0.99]
+
+[data]
+source = "npy:{folder / "rgb32.npy"}"
+
+[train]
+batch_size = {batch}
+total_images = 128
+channels_last = true
+log_every = 64
+sample_every = 64
+checkpoint_every = 64
+num_samples = 10
+"""
+    )
+    return cfg
+
+
 def folder_source(root: Path, resolution: int = 8, channels: int = 1) -> FolderSource:
     """`data.source = "folder:ROOT"`, opened as training opens it."""
     from fastgan.config import DataConfig

@@ -1,1 +1,1 @@
-"""`fastgan bench`: training throughput of the real step for a ladder of optimisations."""
+"""`fastgan bench`: training throughput of the real step: a ladder of optimisations, a grid of every combination, batch scaling."""

@@ -4,13 +4,20 @@ time windows, all within the rung's time budget.
 Timing brackets whole steps (D phase + G phase + the data they consume), through the one step
 function the training loop uses. On CUDA each window ends with a synchronize, so the clock sees
 finished work; nothing syncs inside a window (the budget is checked on the host clock only).
+
+Lazy R1/R2 (loss.reg_every > 1) adds an eager D step every `reg_every` D steps: the FLOP count
+adds that pass divided by `reg_every`, warm-up lasts until the first lazy step has run (its
+first call is slow, and under compile it must not land in a timed window), and each window is a
+whole number of regularisation periods, so every window holds its share of lazy steps.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +26,7 @@ from accelerate import Accelerator
 
 from fastgan.bench.launches import count_launches
 from fastgan.config import Config
+from fastgan.data.contract import Batch
 from fastgan.data.sources import Source
 from fastgan.train.build import Trainer, build_trainer
 
@@ -51,8 +59,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def flops_per_step(cfg: Config, accelerator: Accelerator, source: Source) -> int:
-    """FLOPs of one training step (all processes), counted on an eager fp32 copy of the step."""
+@dataclass(frozen=True)
+class StepFlops:
+    """FLOPs of one training step, all processes, counted on an eager fp32 copy of the step."""
+
+    plain_step: int  # a step whose D phases run no lazy R1/R2 pass
+    lazy_pass: int  # one lazy R1/R2 pass (0 without lazy regularisation)
+    reg_every: int  # D steps per lazy pass (1 without lazy regularisation)
+    d_steps: int  # D phases per step
+
+    @property
+    def per_step(self) -> int:
+        """What a step costs on average: the lazy pass is due once every reg_every D steps."""
+        return self.plain_step + round(self.d_steps * self.lazy_pass / self.reg_every)
+
+
+def count_flops(cfg: Config, accelerator: Accelerator, source: Source) -> StepFlops:
+    """Count one plain step, and when R1/R2 are lazy one step that runs the lazy pass, under
+    FlopCounterMode (an eager fp32 copy: compile and autocast do not change the count)."""
     from dataclasses import replace
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -60,12 +84,62 @@ def flops_per_step(cfg: Config, accelerator: Accelerator, source: Source) -> int
     eager_cfg = replace(cfg, train=replace(cfg.train, compile="off", precision="no"), data=replace(cfg.data, backend="tensor"))
     trainer = build_trainer(eager_cfg, accelerator, source)
     data = iter(trainer.data)
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(data)
-    flops = int(counter.get_total_flops()) * accelerator.num_processes
+
+    def one_step(trainer: Trainer, data: Iterator[Batch]) -> int:
+        counter = FlopCounterMode(display=False)
+        if hasattr(counter, "mod_tracker"):  # its module hooks break autograd.grad (the R1/R2 pass): count globally
+            counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
+        with counter:
+            trainer.train_step(data)
+        return int(counter.get_total_flops()) * accelerator.num_processes
+
+    plain = one_step(trainer, data)  # from 0 images seen: the first D step is never due (reg_every > 1)
+    plan, lazy = trainer.step.reg, 0
+    if plan.lazy:
+        trainer.cur_nimg = (plan.every - 1) * trainer.step.images_per_d_step  # the next step's first D phase is due
+        lazy = one_step(trainer, data) - plain
+    flops = StepFlops(plain, lazy, plan.every, trainer.cfg.tricks.d_steps)
     del trainer, data
     accelerator.free_memory()  # the Accelerator keeps every prepared model otherwise
     return flops
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's ModuleTracker: every FLOP counts under "Global" only. The
+    tracker's backward hooks raise inside `autograd.grad` ("A leaf node was passed to
+    _will_engine_execute_node"), which every R1/R2 pass calls (torch 2.14)."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def flops_per_step(cfg: Config, accelerator: Accelerator, source: Source) -> int:
+    """FLOPs of an average training step (all processes), lazy R1/R2 amortised over reg_every."""
+    return count_flops(cfg, accelerator, source).per_step
+
+
+def steps_to_first_lazy(trainer: Trainer) -> int:
+    """Steps from the trainer's images seen until one has run a lazy R1/R2 pass (0: none configured)."""
+    plan, step = trainer.step.reg, trainer.step
+    if not plan.lazy:
+        return 0
+    done = (trainer.cur_nimg // step.images_per_d_step) % plan.every  # D steps into the current period
+    return math.ceil((plan.every - done) / step.d_steps)
+
+
+def whole_periods(window_steps: int, trainer: Trainer) -> int:
+    """`window_steps` rounded up to whole lazy-regularisation periods (steps in which the lazy
+    pass recurs), so that every timed window holds the same share of lazy steps."""
+    plan, d_steps = trainer.step.reg, trainer.step.d_steps
+    if not plan.lazy:
+        return window_steps
+    period = math.lcm(plan.every, d_steps) // d_steps
+    return math.ceil(window_steps / period) * period
 
 
 def host_rss_bytes() -> int:
@@ -82,11 +156,18 @@ def measure(trainer: Trainer, *, warmup_steps: int, window_steps: int, windows: 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     notes: list[str] = []
+    lazy_first = steps_to_first_lazy(trainer)
+    if lazy_first > warmup_steps:
+        notes.append(f"warm-up of {lazy_first} steps: through the first lazy R1/R2 step")
+        warmup_steps = lazy_first
+    if whole_periods(window_steps, trainer) != window_steps:
+        window_steps = whole_periods(window_steps, trainer)
+        notes.append(f"windows of {window_steps} steps: whole R1/R2 periods")
     start = time.perf_counter()
     deadline = start + budget_s
     for i in range(warmup_steps):
         trainer.train_step(data)
-        if time.perf_counter() > deadline and i + 1 < warmup_steps:
+        if time.perf_counter() > deadline and lazy_first <= i + 1 < warmup_steps:  # never before the first lazy step
             notes.append(f"budget reached in warm-up after {i + 1} step(s)")
             break
     sync(device)

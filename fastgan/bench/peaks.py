@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from fastgan.hardware import cpu_info
+from fastgan.hardware import cpu_info, resolve_precision
 
 # (substring of the CUDA device name, math) -> dense FLOP/s
 PEAKS: dict[tuple[str, str], float] = {
@@ -59,8 +59,10 @@ def device_name(device: torch.device) -> str:
 
 
 def mfu(flops: int, result: Any, cfg: Any, device: Any, processes: int) -> float | None:
-    """Achieved FLOP/s of all processes over the peak of all their devices."""
-    peak = peak_flops(device, cfg.train.precision, cfg.train.tf32)
+    """Achieved FLOP/s of all processes over the peak of all their devices, for the precision the
+    step computes in: `precision = "auto"` is resolved as training resolves it (bf16 on a GPU
+    with bf16, else fp32 with or without TF32), not taken for fp32."""
+    peak = peak_flops(device, resolve_precision(cfg.train.precision, device), cfg.train.tf32)
     if not peak or not result.images_per_s:
         return None
     steps_per_s = result.images_per_s / (cfg.train.batch_size * cfg.tricks.d_steps)

@@ -40,7 +40,7 @@ def table_rows(results: list[RungResult]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["rung", "images/s", "spread", "ms/step", "speed-up", "MFU", "launches/step", "outside G/D", "mem MiB", "note"]
+HEADER = ["rung / cell", "images/s", "spread", "ms/step", "speed-up", "MFU", "launches/step", "outside G/D", "mem MiB", "note"]
 
 
 def print_table(results: list[RungResult], title: str) -> None:
@@ -49,7 +49,7 @@ def print_table(results: list[RungResult], title: str) -> None:
 
     table = Table(title=title)
     for h in HEADER:
-        table.add_column(h, justify="right" if h not in ("rung", "note / skipped because") else "left")
+        table.add_column(h, justify="left" if h in ("rung / cell", "note") else "right")
     for row in table_rows(results):
         table.add_row(*row)
     console = Console()
@@ -58,22 +58,28 @@ def print_table(results: list[RungResult], title: str) -> None:
     console.print(table)
 
 
-def markdown(results: list[RungResult], meta: dict[str, Any]) -> str:
-    lines = [f"# fastgan bench: {meta['config_name']} on {meta['device']}", ""]
-    lines += [f"- {k}: {meta[k]}" for k in ("date", "torch", "accelerate", "command", "batch_size", "flops_per_step", "tf32")]
+LADDER_EXPLAIN = [
+    "",
+    "Each rung adds one change on top of the fastest rung before it (named in the note).",
+    "images/s is the median of the timed windows (spread: min-max); warm-up, compile included, is excluded.",
+    "Launches: kernel launches in one warmed step (CUDA runtime launches on a GPU; work operators and inductor",
+    "kernels on a CPU); 'outside G/D' are those outside the models' forward, backward and penalty ranges.",
+    "mem: CUDA max_memory_allocated during the rung; on a CPU the process's resident memory after it (not a peak).",
+    "MFU: all processes' FLOP/s over all their devices' peak, for the precision used and train.tf32 (GPU only).",
+]
+
+
+def markdown(results: list[RungResult], meta: dict[str, Any], explain: list[str] | None = None) -> str:
+    lines = [f"# fastgan bench{' --' + meta['kind'] if meta.get('kind') else ''}: {meta['config_name']} on {meta['device']}", ""]
+    lines += [f"- {k}: {meta[k]}" for k in ("date", "torch", "accelerate", "command", "batch_size", "flops_per_step", "tf32") if k in meta]
+    if meta.get("loadavg_before"):
+        before, after = " ".join(meta["loadavg_before"]), " ".join(meta.get("loadavg_after", []))
+        lines += [f"- load average (1, 5, 15 min) before: {before}; after: {after}"]
     cpu = meta.get("cpu", {})
     lines += [f"- cpu: {cpu.get('model', '?')}; bf16 units: {cpu.get('bf16_units', '?')} (all flags in the JSON)"]
     lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
-    lines += [
-        "",
-        "Each rung adds one change on top of the fastest rung before it (named in the note).",
-        "images/s is the median of the timed windows (spread: min-max); warm-up, compile included, is excluded.",
-        "Launches: kernel launches in one warmed step (CUDA runtime launches on a GPU; work operators and inductor",
-        "kernels on a CPU); 'outside G/D' are those outside the models' forward, backward and penalty ranges.",
-        "mem: CUDA max_memory_allocated during the rung; on a CPU the process's resident memory after it (not a peak).",
-        "MFU: all processes' FLOP/s over all their devices' peak, for the precision and train.tf32 (GPU only).",
-    ]
+    lines += LADDER_EXPLAIN if explain is None else explain
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +97,8 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
     bars = ax.bar([r.name for r in ran], [r.images_per_s or 0.0 for r in ran], color="#4477aa")
     for bar, r in zip(bars, ran, strict=True):
         ax.annotate(f"{r.speedup:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+    if any(len(r.name) > 14 for r in ran):  # grid cells: precision/compile/layout
+        plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("images / s (median)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -101,12 +109,21 @@ def plot(results: list[RungResult], path: Path, title: str) -> bool:
     return True
 
 
-def write(out: Path, results: list[RungResult], meta: dict[str, Any], stem: str = "bench", plot_too: bool = True) -> list[Path]:
+def write(
+    out: Path,
+    results: list[RungResult],
+    meta: dict[str, Any],
+    stem: str = "bench",
+    plot_too: bool = True,
+    explain: list[str] | None = None,
+    draw: Any = None,
+) -> list[Path]:
+    """{stem}.json and {stem}.md, and {stem}.png (by `draw`, default the bar chart) when matplotlib is there."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "rungs": [dataclasses.asdict(r) for r in results]}
     files.write_json(out / f"{stem}.json", payload)  # strict: a NaN is written as null
-    files.write_atomic(out / f"{stem}.md", markdown(results, meta))
+    files.write_atomic(out / f"{stem}.md", markdown(results, meta, explain))
     written = [out / f"{stem}.json", out / f"{stem}.md"]
-    if plot_too and plot(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
+    if plot_too and (draw or plot)(results, out / f"{stem}.png", f"{meta['config_name']} on {meta['device']}"):
         written.append(out / f"{stem}.png")
     return written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +109,188 @@ def test_bench_json_records_the_cpu_flags(cli: CliRunner, tiny_config: Path, tmp
     assert result.exit_code == 0, result.output
     data = json.loads((out / "bench.json").read_text())
     assert data["cpu"]["flags"] and "bf16_units" in data["cpu"] and data["tf32"] is True
+
+
+# ---------------------------------------------------------------------------- --grid and --batch lists
+
+
+def fake_rungs(monkeypatch: pytest.MonkeyPatch, interrupt_at: str | None = None) -> list[str]:
+    """Replace the measurement of one configuration (fastgan.bench.climb.run_rung) by a fake whose
+    speed depends on the cell: bf16 + channels_last + compile "default" is fastest, fp32
+    max-autotune with channels_last fails, and fp32 max-autotune contiguous hangs in "compile"."""
+    import time
+
+    import fastgan.bench.climb as climb
+    from fastgan.bench.measure import RungResult
+
+    calls: list[str] = []
+
+    def run_rung(cfg, accelerator, source, steps, windows, warmup, budget_s, best_rate):  # type: ignore[no-untyped-def]
+        t = cfg.train
+        calls.append(f"{t.precision}/{t.compile}/{t.channels_last}")
+        assert cfg.data.backend == "tensor"  # the grid runs on the device-resident dataset
+        if interrupt_at == calls[-1]:
+            raise KeyboardInterrupt
+        if t.compile == "max-autotune" and t.precision == "no":
+            if t.channels_last:
+                return RungResult("", error="RuntimeError: autotuning found no kernel")
+            time.sleep(10)  # the hard time box (2x --rung-seconds) interrupts this
+        rate = 100.0 * (2 if t.precision == "bf16" else 1) * (1.5 if t.channels_last else 1) * (3 if t.compile == "default" else 1)
+        return RungResult("", images_per_s=rate, images_per_s_spread=(rate, rate), ms_per_step=1.0, warmup_s=0.1,
+                          launches_per_step=10, launches_outside_models=2, peak_mem_bytes=2**20)  # fmt: skip
+
+    monkeypatch.setattr(climb, "run_rung", run_rung)
+    return calls
+
+
+def test_grid_measures_every_cell_records_failures_and_names_the_fastest(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = fake_rungs(monkeypatch)
+    out = tmp_path / "grid"
+    result = cli.invoke(app, ["bench", str(tiny_config), "--grid", "--rung-seconds", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "fastest cell: bf16/default/channels_last, 900 images/s" in result.output
+    data = json.loads((out / "grid.json").read_text())
+    cells = {r["name"]: r for r in data["rungs"]}
+    assert len(cells) == 16 and data["best"] == "bf16/default/channels_last" and data["partial"] is False
+    assert data["rungs"][0]["name"] == "fp32/off/contiguous" and data["rungs"][0]["speedup"] == 1.0  # the baseline first
+    assert calls[0] == "no/off/False" and calls[-1].startswith("no/max-autotune")  # max-autotune last
+    for name, cell in cells.items():
+        if "reduce-overhead" in name:
+            assert cell["skipped"] == "CUDA graphs need a GPU"  # this CPU: listed with the reason
+    assert cells["fp32/max-autotune/channels_last"]["error"] == "RuntimeError: autotuning found no kernel"
+    assert "time box" in cells["fp32/max-autotune/contiguous"]["error"]  # interrupted, and the grid went on
+    assert cells["bf16/default/channels_last"]["speedup"] == pytest.approx(9.0)
+    assert data["flops"]["lazy_pass"] == 0 and data["flops_per_step"] > 0
+    md = (out / "grid.md").read_text()
+    assert "| precision / layout | off | default | reduce-overhead | max-autotune |" in md and "**bf16/default/channels_last**" in md
+    assert (out / "grid.png").stat().st_size > 1000
+
+
+def test_a_grid_under_a_budget_lists_what_it_did_not_run_and_sigint_keeps_what_it_measured(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastgan.bench.sweep as sweep
+
+    fake_rungs(monkeypatch, interrupt_at="bf16/default/True")
+    out = tmp_path / "grid"
+    result = cli.invoke(app, ["bench", str(tiny_config), "--grid", "--out", str(out)])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    cells = {r["name"]: r for r in json.loads((out / "grid.json").read_text())["rungs"]}
+    assert len(cells) == 16 and cells["bf16/off/channels_last"]["images_per_s"] == 300
+    assert cells["bf16/default/channels_last"]["error"] == "interrupted (SIGINT) while it ran"
+    assert cells["fp32/max-autotune/channels_last"]["skipped"] == "not run (interrupted)"
+
+    fake_rungs(monkeypatch)
+    monkeypatch.setattr(sweep.Sweep, "remaining", lambda self: 45.0 - 10.0 * len(self.results))  # each cell "takes" 10 s
+    result = cli.invoke(app, ["bench", str(tiny_config), "--grid", "--budget", "45", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cells = {r["name"]: r for r in json.loads((out / "grid.json").read_text())["rungs"]}
+    assert cells["fp32/off/contiguous"]["images_per_s"] and len(cells) == 16
+    assert cells["fp32/off/channels_last"]["skipped"].startswith("not run (budget)")
+
+
+def test_cells_pick_part_of_the_grid_in_its_order(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_rungs(monkeypatch)
+    out = tmp_path / "grid"
+    cells = "bf16/default/channels_last,fp32/off/contiguous"
+    result = cli.invoke(app, ["bench", str(tiny_config), "--grid", "--cells", cells, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = [r["name"] for r in json.loads((out / "grid.json").read_text())["rungs"]]
+    assert names == ["fp32/off/contiguous", "bf16/default/channels_last"]
+
+
+def test_batch_list_gives_a_table_and_a_plot_per_batch(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "batches"
+    args = ["bench", str(tiny_config), "--batch", "8,16", "--steps", "1", "--windows", "1", "--warmup", "2", "--out", str(out)]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "fastest batch:" in result.output
+    data = json.loads((out / "batches.json").read_text())
+    assert [r["name"] for r in data["rungs"]] == ["batch 8", "batch 16"] and data["batch_size"] == [8, 16]
+    for r in data["rungs"]:
+        assert r["images_per_s"] > 0 and r["launches_per_step"] > 0 and r["peak_mem_bytes"] > 0 and r["error"] is None
+    assert data["configs"]["batch 16"]["train"]["batch_size"] == 16 and data["configs"]["batch 8"]["data"]["backend"] == "tensor"
+    assert data["flops_per_image"] > 0
+    md = (out / "batches.md").read_text()
+    assert "| batch | images/s | ms/step | MFU | launches/step | peak mem MiB |" in md
+    assert (out / "batches.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "12x"], "expected a batch size like 256"),
+        (["--batch", "16,16"], "must be at least 1 and appear once"),
+        (["--grid", "--ladder", "eager"], "--grid and --ladder: choose one"),
+        (["--batch", "8,16", "--ladder", "eager"], "a batch list measures one configuration"),
+        (["--grid", "--processes", "1,2"], "does not combine with --grid"),
+        (["--grid", "--budget", "0"], "--budget 0: must be positive"),
+        (["--cells", "bf16/off/channels_last"], "add --grid"),
+        (["--grid", "--cells", "fp64/off/contiguous"], "unknown cell 'fp64/off/contiguous'"),
+    ],
+)
+def test_bad_grid_and_batch_options_are_one_line_usage_errors(cli: CliRunner, tiny_config: Path, args: list[str], message: str) -> None:
+    result = cli.invoke(app, ["bench", str(tiny_config), *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_mfu_under_auto_precision_uses_the_peak_of_the_precision_it_resolves_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import fastgan.bench.peaks as peaks
+    import fastgan.hardware as hardware
+    from fastgan.bench.measure import RungResult
+    from fastgan.config import load_config
+
+    monkeypatch.setattr(peaks.torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    monkeypatch.setattr(hardware, "has_bf16_units", lambda device: True)  # a GPU that computes in bf16
+    gpu, result = torch.device("cuda", 0), RungResult("x", images_per_s=100.0)  # one step per second
+    auto = load_config(None, ["train.batch_size=100", "train.precision=auto"])
+    assert peaks.mfu(790 * 10**12, result, auto, gpu, processes=1) == pytest.approx(1.0)  # bf16's peak, not TF32's
+    fp32 = load_config(None, ["train.batch_size=100", "train.precision=no"])
+    assert peaks.mfu(395 * 10**12, result, fp32, gpu, processes=1) == pytest.approx(1.0)
+    monkeypatch.setattr(hardware, "has_bf16_units", lambda device: False)  # auto resolves to fp32 (TF32 on)
+    assert peaks.mfu(395 * 10**12, result, auto, gpu, processes=1) == pytest.approx(1.0)
+
+
+def test_flops_include_the_lazy_pass_per_reg_every_and_windows_start_after_it(tiny_config: Path) -> None:
+    from fastgan.bench.measure import count_flops, measure
+    from fastgan.config import load_config
+    from fastgan.data.sources import open_source
+    from fastgan.train.build import build_trainer
+    from fastgan.train.lazy_reg import LazyRegularizer
+    from fastgan.train.setup import make_accelerator
+
+    rpgan = ["loss.name=rpgan", "loss.r1_gamma=1.0", "loss.r2_gamma=1.0"]
+    counts = {}
+    for every in (2, 4):
+        cfg = load_config(tiny_config, [*rpgan, f"loss.reg_every={every}"])
+        acc = make_accelerator(cfg)
+        source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
+        counts[every] = count_flops(cfg, acc, source)
+    two, four = counts[2], counts[4]
+    assert two.plain_step == four.plain_step and two.lazy_pass == four.lazy_pass > two.plain_step / 4
+    assert two.per_step == two.plain_step + two.lazy_pass // 2 and four.per_step == four.plain_step + four.lazy_pass // 4
+    none = count_flops(load_config(tiny_config, []), acc, source)
+    assert none.lazy_pass == 0 and none.per_step == none.plain_step
+
+    trainer = build_trainer(load_config(tiny_config, [*rpgan, "loss.reg_every=4"]), acc, source)
+    reg = trainer.step.regularize
+    assert isinstance(reg, LazyRegularizer)
+    due_at: list[int] = []
+
+    def spy(cur_nimg: int, batch: Any) -> None:
+        if reg.due(cur_nimg):
+            due_at.append(cur_nimg // 16)  # as D steps
+        reg(cur_nimg, batch)
+
+    trainer.step.regularize = spy
+    result = measure(trainer, warmup_steps=1, window_steps=3, windows=2, budget_s=600)
+    assert "warm-up of 4 steps: through the first lazy R1/R2 step" in result.note
+    assert "windows of 4 steps: whole R1/R2 periods" in result.note and result.steps_measured == 8
+    # the last warm-up step is the first lazy one; step 5 counts launches; each window of 4 holds one
+    assert due_at == [4, 8, 12]

@@ -70,7 +70,7 @@ def test_lazy_and_per_step_penalties_match_on_a_penalty_only_step(tiny_config: P
     batch = s.d_phase(real_img, real_labels, 0.0)
     weights = [p for p in lazy.D.parameters() if p.ndim == 4]  # the conv weights: every one shapes the input gradient
     grads: list[tuple[torch.Tensor, ...]] = []
-    s.D.backward_step = lambda loss: (grads.append(torch.autograd.grad(loss, weights)), (s.zero, torch.zeros(2)))[1]  # type: ignore[method-assign]
+    s.D.backward_step = lambda loss: (grads.append(torch.autograd.grad(loss, weights)), (s.zero, torch.zeros(2)))[1]  # type: ignore[method-assign,func-returns-value]
     s.regularize(2 * lazy.cfg.train.batch_size, batch)  # due: the 2nd D step
     assert len(grads) == 1
     # by hand: the same penalties on the same inputs, through the same eager D
@@ -92,7 +92,8 @@ def test_relativistic_G_phase_scores_the_D_phase_real_batch(tiny_config: Path) -
     got: list[tuple[torch.Tensor, torch.Tensor]] = []
     g_loss = s.objective.g
     s.objective = dataclasses.replace(
-        s.objective, g=lambda gen_logits, real_logits: (got.append((gen_logits, real_logits)), g_loss(gen_logits, real_logits))[1]
+        s.objective,
+        g=lambda gen_logits, real_logits: (got.append((gen_logits, real_logits)), g_loss(gen_logits, real_logits))[1],  # type: ignore[func-returns-value]
     )
     s.g_phase(trainer.cur_nimg)
     with torch.no_grad():
@@ -116,3 +117,36 @@ def test_compiled_rpgan_with_lazy_r1_r2_matches_eager(tiny_config: Path) -> None
             torch.testing.assert_close(have[k], v, rtol=1e-4, atol=1e-5)
     e, c = eager.step.stats.read(lambda x: x, lambda x: x), compiled.step.stats.read(lambda x: x, lambda x: x)
     assert c["penalty_reg_total"] == pytest.approx(e["penalty_reg_total"], rel=1e-4) and e["penalty_reg_total"] > 0
+
+
+def test_the_recipe_compiles_once_through_lazy_steps_and_ada_adjustments(tmp_path: Path) -> None:
+    """The CPU half of tests/gpu/test_cuda_recipe.py: r3gan + rpgan + lazy R1/R2 + ADA compiled
+    (aot_eager) gives the eager lazy-step gradients, and after a warm-up through the first lazy step
+    and ADA adjustment, more of both compile nothing new."""
+    import torch._dynamo
+
+    from fastgan.augment import ADJUST_EVERY, AdaptiveAugment
+    from tests.support import write_recipe
+
+    recipe = write_recipe(tmp_path, batch=8, width=16)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    eager = make(recipe)
+    compiled = make(recipe, "train.compile=default", "train.compile_backend=aot_eager")
+    iters = {id(t): iter(t.data) for t in (eager, compiled)}
+    for step in range(1, ADJUST_EVERY + 1):  # the 2nd D step is lazy; ADA adjusts after the 4th
+        for t in (eager, compiled):
+            torch.manual_seed(step)  # ADA's draws come from the global generator
+            t.train_step(iters[id(t)])
+        if step == 2:
+            want, have = (torch.cat([p.grad.flatten() for p in t.D.parameters() if p.grad is not None]) for t in (eager, compiled))
+            torch.testing.assert_close(have, want, rtol=1e-3, atol=1e-5)  # the lazy pass's gradients
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    ada = compiled.step.augment
+    assert isinstance(ada, AdaptiveAugment)
+    p_before = float(ada.p)
+    for _ in range(ADJUST_EVERY):  # lazy steps at 6 and 8, an ADA adjustment after 8
+        compiled.train_step(iters[id(compiled)])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs, "recompiled after a lazy step or an ADA adjustment"
+    assert float(ada.p) != p_before
+    assert compiled.step.stats.read(lambda x: x, lambda x: x)["penalty_reg_total"] > 0
