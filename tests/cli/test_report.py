@@ -170,15 +170,6 @@ def test_report_without_matplotlib_says_how_to_install_it(
     assert len(text.strip().splitlines()) == 1
 
 
-def test_sample_diversity_goes_to_metrics_jsonl_and_the_report(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
-    spreads = [row["sample_diversity"] for row in rows if "sample_diversity" in row]
-    assert len(spreads) == 4 and all(s > 0 for s in spreads)  # one per sample interval (32 of 128 images)
-    out = tmp_path / "one.html"
-    assert run(cli, "report", runs[0], "--out", out)[0] == 0
-    assert "Fixed-z sample diversity" in out.read_text()
-
-
 def test_figures_label_their_units_keep_legends_off_the_data_and_group_the_lazy_step(monkeypatch: pytest.MonkeyPatch) -> None:
     from fastgan.report import plots
     from fastgan.report.runs import Run
