@@ -83,6 +83,7 @@ class Reporter:
         self.timeline = TimelineWriter(run_dir / "samples")
         self.lines = LineClock()  # plain progress lines, where there is no bar
         self.start_nimg = 0
+        self.carried: dict[str, float] = {}  # values measured between log rows, for the next one
 
     def start(self, cur_nimg: int) -> None:
         if not self.enabled:
@@ -129,11 +130,13 @@ class Reporter:
                 if not (k.endswith("_total") and not k.startswith("skipped")) and not (k.endswith("_max") and not k.startswith("gnorm"))
             },
         }
-        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         if self.writer is not None:
             for k, v in record.items():
                 if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
                     self.writer.add_scalar(k, v, cur_nimg)
+        record.update(self.carried)  # already in TensorBoard at the images seen they were measured at
+        self.carried = {}
+        files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
         text = "  ".join(f"{k} {v:.3f}" for k, v in shown.items())
         if self.progress is not None:
             self.progress.update(self.task, speed=f"{values.get('images_per_s', 0):,.0f} img/s", stats=text)
@@ -148,6 +151,13 @@ class Reporter:
     def scalar(self, cur_nimg: int, name: str, value: float) -> None:
         if self.writer is not None:
             self.writer.add_scalar(name, value, cur_nimg)
+
+    def carry(self, cur_nimg: int, name: str, value: float) -> None:
+        """A value measured at its own interval (e.g. a sample grid's diversity): TensorBoard now,
+        and metrics.jsonl in the next log row, so that file keeps one row per log interval. The
+        final log row comes before the final grid, so the final value reaches TensorBoard only."""
+        self.scalar(cur_nimg, name, value)
+        self.carried[name] = value
 
     def metrics(self, cur_nimg: int, values: dict[str, float]) -> None:
         """Extra values at their own interval (e.g. in-training FD): jsonl and TensorBoard."""

@@ -116,7 +116,7 @@ class SampleGrids:
         # Collapse is a fall in diversity from its best, not a low value at the start.
         spread = float(diversity(images))  # a sync, once per sample interval
         self.best_diversity = max(self.best_diversity, spread)
-        self.reporter.scalar(trainer.cur_nimg, "sample_diversity", spread)
+        self.reporter.carry(trainer.cur_nimg, "sample_diversity", spread)  # the report plots it
         if spread < COLLAPSE_RATIO * self.best_diversity:
             self.reporter.warn(
                 trainer.cur_nimg,

@@ -170,6 +170,18 @@ def test_report_without_matplotlib_says_how_to_install_it(
     assert len(text.strip().splitlines()) == 1
 
 
+def test_sample_diversity_rides_the_log_rows_into_metrics_jsonl_and_the_report(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    assert [row["nimg"] for row in rows] == [32, 64, 96, 128]  # still one row per log interval
+    spreads = [row.get("sample_diversity") for row in rows]
+    # The grid at 32 images is measured after the log row at 32: it rides the next row; the final
+    # grid's value has no row after it.
+    assert spreads[0] is None and all(s is not None and s > 0 for s in spreads[1:]), spreads
+    out = tmp_path / "one.html"
+    assert run(cli, "report", runs[0], "--out", out)[0] == 0
+    assert "Fixed-z sample diversity" in out.read_text()
+
+
 def test_figures_label_their_units_keep_legends_off_the_data_and_group_the_lazy_step(monkeypatch: pytest.MonkeyPatch) -> None:
     from fastgan.report import plots
     from fastgan.report.runs import Run
