@@ -42,18 +42,24 @@ def plain(param: Any) -> None:
         param.__class__ = PlainArgument  # only the help changes: the type column is dropped
 
 
-class Command(TyperCommand):
+class PlainHelp:
+    """Options and arguments shown plainly (`plain`), the help option included."""
+
+    params: list[Any]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             plain(param)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             plain(option)
         return option
 
+
+class Command(PlainHelp, TyperCommand):
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """`fastgan sample [OPTIONS] SOURCE`, `fastgan train [OPTIONS] [CONFIG]`."""
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -64,17 +70,8 @@ class Command(TyperCommand):
         return pieces
 
 
-class Group(TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            plain(param)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            plain(option)
-        return option
+class Group(PlainHelp, TyperGroup):
+    pass
 
 
 HELP = {"help_option_names": ["-h", "--help"]}

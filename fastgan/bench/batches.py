@@ -83,18 +83,9 @@ def batch_rows(results: list[Any]) -> list[list[str]]:
 
 
 def print_batches(results: list[Any], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from fastgan.bench.results import print_rows
 
-    table = Table(title=title)
-    for h in BATCH_HEADER:
-        table.add_column(h, justify="left" if h == "note" else "right")
-    for row in batch_rows(results):
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
-        console = Console(width=200)
-    console.print(table)
+    print_rows(title, BATCH_HEADER, batch_rows(results), left=("note",))
 
 
 def explain(results: list[Any], meta: dict[str, Any]) -> list[str]:

@@ -8,9 +8,7 @@ on; a partial bench.json is rewritten after every rung, so a killed bench keeps 
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +32,12 @@ def climb(
     json_out: Path | None,
     rung_seconds: float,
 ) -> None:
-    import torch
 
     from fastgan.bench.launches import enable_cpu_kernel_records
     from fastgan.bench.measure import RungResult, flops_per_step
-    from fastgan.bench.peaks import device_name, mfu
-    from fastgan.bench.results import print_table, write
+    from fastgan.bench.peaks import mfu
+    from fastgan.bench.results import header, print_table, write
     from fastgan.data.sources import open_source
-    from fastgan.hardware import cpu_info
     from fastgan.train.setup import make_accelerator
 
     enable_cpu_kernel_records()  # before anything compiles: inductor's CPU kernels show in the launch count
@@ -53,22 +49,9 @@ def climb(
     configs: dict[str, Any] = {}
     best: tuple[str, tuple[str, ...], float] = ("", base, 0.0)  # the fastest rung so far: name, overrides, images/s
     meta = {
-        "config_name": config.stem,
-        "device": device_name(device),
-        "cpu": cpu_info(),
-        "processes": accelerator.num_processes,
-        "date": time.strftime("%Y-%m-%d"),
-        "torch": torch.__version__,
-        "accelerate": importlib.metadata.version("accelerate"),
-        "python": sys.version.split()[0],
-        "command": "fastgan bench " + " ".join(sys.argv[2:]),
-        "batch_size": cfg.train.batch_size,
+        **header(config, cfg, accelerator, steps=steps, windows=windows, warmup=warmup),
         "flops_per_step": flops,
-        "steps_per_window": steps,
-        "windows": windows,
-        "warmup_steps": warmup,
         "rung_seconds": rung_seconds,
-        "tf32": cfg.train.tf32,
         "configs": configs,
     }
     for rung in LADDER:

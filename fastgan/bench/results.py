@@ -9,6 +9,36 @@ from typing import Any
 
 from fastgan import files
 from fastgan.bench.measure import RungResult
+from fastgan.config import Config
+
+
+def header(config: Path, cfg: Config, accelerator: Any, *, steps: int, windows: int, warmup: int) -> dict[str, Any]:
+    """What every bench result says of where and how it was measured (the ladder's and a sweep's)."""
+    import importlib.metadata
+    import sys
+    import time
+
+    import torch
+
+    from fastgan.bench.peaks import device_name
+    from fastgan.hardware import cpu_info
+
+    return {
+        "config_name": config.stem,
+        "device": device_name(accelerator.device),
+        "cpu": cpu_info(),
+        "processes": accelerator.num_processes,
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "accelerate": importlib.metadata.version("accelerate"),
+        "python": sys.version.split()[0],
+        "command": "fastgan bench " + " ".join(sys.argv[2:]),
+        "batch_size": cfg.train.batch_size,
+        "steps_per_window": steps,
+        "windows": windows,
+        "warmup_steps": warmup,
+        "tf32": cfg.train.tf32,
+    }
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -44,16 +74,21 @@ HEADER = ["rung / cell", "images/s", "spread", "ms/step", "speed-up", "MFU", "la
 
 
 def print_table(results: list[RungResult], title: str) -> None:
+    print_rows(title, HEADER, table_rows(results), left=("rung / cell", "note"))
+
+
+def print_rows(title: str, header: list[str], rows: list[list[str]], left: tuple[str, ...]) -> None:
+    """A rich table; where stdout is not a terminal (logs, CI) it is not squeezed into 80 columns."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for h in HEADER:
-        table.add_column(h, justify="left" if h in ("rung / cell", "note") else "right")
-    for row in table_rows(results):
+    for h in header:
+        table.add_column(h, justify="left" if h in left else "right")
+    for row in rows:
         table.add_row(*row)
     console = Console()
-    if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
+    if not console.is_terminal:
         console = Console(width=200)
     console.print(table)
 

@@ -14,7 +14,6 @@ and stops with exit code 130. The partial result is rewritten after every cell.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import signal
 import sys
 import threading
@@ -92,12 +91,9 @@ class Sweep:
 def open_sweep(config: Path, cfg: Config, base: tuple[str, ...], *, steps: int, windows: int, warmup: int,
                cell_seconds: float, budget_s: float | None, kind: str) -> Sweep:  # fmt: skip
     """The accelerator, the data source and the result's header, shared by every cell."""
-    import torch
-
     from fastgan.bench.launches import enable_cpu_kernel_records
-    from fastgan.bench.peaks import device_name
+    from fastgan.bench.results import header
     from fastgan.data.sources import open_source
-    from fastgan.hardware import cpu_info
     from fastgan.train.setup import make_accelerator
 
     enable_cpu_kernel_records()  # before anything compiles: inductor's CPU kernels show in the launch count
@@ -105,23 +101,10 @@ def open_sweep(config: Path, cfg: Config, base: tuple[str, ...], *, steps: int, 
     source = open_source(cfg.data, cfg.model.channels, cfg.model.resolution)
     meta: dict[str, Any] = {
         "kind": kind,
-        "config_name": config.stem,
-        "device": device_name(accelerator.device),
-        "cpu": cpu_info(),
+        **header(config, cfg, accelerator, steps=steps, windows=windows, warmup=warmup),
         "loadavg_before": _loadavg(),
-        "processes": accelerator.num_processes,
-        "date": time.strftime("%Y-%m-%d"),
-        "torch": torch.__version__,
-        "accelerate": importlib.metadata.version("accelerate"),
-        "python": sys.version.split()[0],
-        "command": "fastgan bench " + " ".join(sys.argv[2:]),
-        "batch_size": cfg.train.batch_size,
-        "steps_per_window": steps,
-        "windows": windows,
-        "warmup_steps": warmup,
         "rung_seconds": cell_seconds,
         "budget_s": budget_s,
-        "tf32": cfg.train.tf32,
         "configs": {},
     }
     return Sweep(config, base, steps, windows, warmup, cell_seconds, budget_s, accelerator, source, meta)
