@@ -6,6 +6,8 @@ on a CPU depends on `avx512_bf16` / `amx_bf16`, so each result records the flags
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -32,7 +34,17 @@ def has_bf16_units(device: torch.device) -> bool:
     `is_bf16_supported()` alone also says yes where CUDA only emulates bf16 (e.g. a V100)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return any(f in cpu_info()["flags"].split() for f in ("avx512_bf16", "amx_bf16"))
+    return any(f in cpu_info()["flags"].split() for f in ("avx512_bf16", "amx_bf16")) and kernels_may_use_bf16_units()
+
+
+def kernels_may_use_bf16_units() -> bool:
+    """False where ATen or oneDNN is held below the CPU's own instruction set, as in
+    `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (how a CPU without bf16 units is reproduced
+    on one with them): bf16 is then emulated whatever the flags say."""
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return isa in ("", "ALL", "DEFAULT") or any(k in isa for k in ("BF16", "AMX", "AVX10"))
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -30,7 +30,7 @@ def run_info() -> None:
     from rich.table import Table
 
     import fastgan
-    from fastgan.hardware import cpu_info
+    from fastgan.hardware import cpu_info, kernels_may_use_bf16_units
 
     table = Table(title="fastgan info", show_header=False)
     table.add_row("fastgan", fastgan.__version__)
@@ -52,8 +52,13 @@ def run_info() -> None:
         table.add_row("bf16", "yes" if torch.cuda.is_bf16_supported() else "no")
     else:
         table.add_row("GPU", "none: training runs on the CPU")
-        emulated = cpu["bf16_units"].startswith("none")
-        table.add_row("bf16", "yes (CPU autocast, " + ("emulated: slower than fp32 here)" if emulated else "in hardware)"))
+        if cpu["bf16_units"].startswith("none"):
+            how = "emulated: slower than fp32 here"
+        elif not kernels_may_use_bf16_units():
+            how = "emulated: ATEN_CPU_CAPABILITY or ONEDNN_MAX_CPU_ISA holds the kernels below the bf16 units"
+        else:
+            how = 'in hardware: precision = "auto" uses it'
+        table.add_row("bf16", f"yes (CPU autocast, {how})")
     table.add_row("fp16", "yes (per-network GradScaler)")
     compiler = "cuda (triton)" if torch.cuda.is_available() else ("cpu (C++ via " + (shutil.which("cc") or "no compiler") + ")")
     table.add_row(

@@ -343,7 +343,16 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch: pyte
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 avx512f avx512_bf16 amx_bf16"})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert resolve_precision("auto", cpu) == "bf16"
+    # The units are there but the kernels are held below them (how an AVX2-only CPU is reproduced)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert resolve_precision("auto", cpu) == "no"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # ATEN_CPU_CAPABILITY=avx2
+    assert resolve_precision("auto", cpu) == "no"
     monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": "fpu avx2 fma"})  # bf16 would be emulated: ~20x slower
     assert resolve_precision("auto", cpu) == "no"
     assert resolve_precision("fp16", cpu) == "fp16"  # explicit choices stay
