@@ -81,7 +81,7 @@ def to_onnx(G: nn.Module, model: ModelConfig, where: str) -> Exported:
         torch.onnx.export(
             graph,
             inputs,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects too; the stub names paths only
             dynamo=False,
             opset_version=OPSET,
             input_names=names,
