@@ -37,10 +37,9 @@ class ImagesInRange(nn.Module):
     """The graph that is exported: G's images clamped to [-1, 1]. Unconditional models take z
     alone (G ignores its labels; ONNX files have no optional inputs, so the input is left out)."""
 
-    def __init__(self, G: nn.Module, *, conditional: bool) -> None:
+    def __init__(self, G: nn.Module) -> None:
         super().__init__()
         self.G = G
-        self.conditional = conditional
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is None:
@@ -67,7 +66,7 @@ def to_onnx(G: nn.Module, model: ModelConfig, where: str) -> Exported:
     """The ONNX file of generator `G` (on the CPU, as `load_generator` returns it), checked in
     onnxruntime against PyTorch before it is handed back."""
     assert not hasattr(G, "_orig_mod") and not hasattr(G, "module"), "export the unwrapped, uncompiled module"
-    graph = ImagesInRange(G.cpu(), conditional=model.conditional).eval()
+    graph = ImagesInRange(G.cpu()).eval()
     names = ["z", "labels"] if model.conditional else ["z"]
     inputs = example_inputs(model, 2)
     buffer = io.BytesIO()
