@@ -153,23 +153,23 @@ def run_without_fastgan(code: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
-def test_the_documented_lines_sample_with_numpy_and_onnxruntime_alone(cli: CliRunner, tmp_path: Path, conditional: bool) -> None:
-    model = replace(FAMILIES["dcgan28"], conditional=conditional, num_classes=10)
+@pytest.mark.parametrize(("latent", "conditional"), [("gaussian", False), ("uniform", False), ("gaussian", True)])
+def test_the_documented_lines_sample_with_numpy_and_onnxruntime(cli: CliRunner, tmp_path: Path, latent: str, conditional: bool) -> None:
+    model = replace(FAMILIES["dcgan28"], latent=latent, conditional=conditional, num_classes=10)
     source = write_generator(tmp_path / "run", model)
     assert run(cli, "export", source, "--onnx", tmp_path / "G.onnx")[0] == 0
     five, conditional_line = docs_blocks()
     if conditional:
-        lines = five.splitlines()
-        five = "\n".join([*lines[:3], conditional_line.strip(), *lines[4:]])
+        five = "\n".join([*five.splitlines()[:4], conditional_line.strip()])
     run_without_fastgan(five, tmp_path)
     samples = np.load(tmp_path / "samples.npy")
     assert samples.dtype == np.uint8 and samples.shape == (16, 1, 28, 28)
-    _, G, _ = load_generator(source)
-    z = torch.from_numpy(np.random.default_rng(0).standard_normal((16, model.z_dim), dtype=np.float32))  # the lines' latents
+    rng = np.random.default_rng(0)  # the lines' latents, from the run's distribution
+    z = rng.uniform(-1, 1, (16, model.z_dim)) if latent == "uniform" else rng.standard_normal((16, model.z_dim))
     labels = torch.arange(16) % 10 if conditional else torch.zeros(16, dtype=torch.long)
+    _, G, _ = load_generator(source)
     with torch.no_grad():
-        expected = G.eval()(z, labels).clamp(-1, 1).numpy()
+        expected = G.eval()(torch.from_numpy(z).float(), labels).clamp(-1, 1).numpy()
     assert close(samples, as_uint8(expected))
 
 
