@@ -42,7 +42,7 @@ def check_onnx_out(out: Path) -> None:
 
 def run_export(source: Path, out: Path) -> None:
     if not source.exists():
-        raise UsageError(f"{source}: no such run folder, checkpoint folder or file; give what `fastgan train --out` made")
+        raise UsageError(f"{source}: no such file or folder; give a run folder, a checkpoint folder or a generator.safetensors")
     check_onnx_out(out)
     require_onnx()
     from fastgan.run.generator import load_generator

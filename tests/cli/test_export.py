@@ -177,7 +177,7 @@ def test_refusals_are_one_line_and_write_nothing(cli: CliRunner, tiny_run: Path,
     (tmp_path / "folder.onnx").mkdir()
     (tmp_path / "a-file").write_text("x")
     text = refused(cli, tmp_path, "export", tmp_path / "no-such-run", "--onnx", tmp_path / "G.onnx")
-    assert "no-such-run: no such run folder, checkpoint folder or file" in text
+    assert "no-such-run: no such file or folder; give a run folder" in text
     text = refused(cli, tmp_path, "export", tiny_run, "--onnx", tmp_path / "folder.onnx")
     assert "is a folder; give a file name" in text
     text = refused(cli, tmp_path, "export", tiny_run, "--onnx", tmp_path / "a-file" / "G.onnx")
@@ -207,3 +207,25 @@ def test_without_onnx_it_says_how_to_install_it(
         monkeypatch.setitem(sys.modules, name, None)  # import NAME now raises ImportError
     text = refused(cli, tmp_path, "export", tiny_run, "--onnx", tmp_path / "G.onnx")
     assert f"needs {' and '.join(missing)}, which" in text and "pip install 'fastgan[export]'" in text
+
+
+BLOCK_ONNX = """
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):  # as if onnx and onnxruntime were never installed
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in ("onnx", "onnxruntime"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Absent())
+from fastgan.cli import main
+main()
+"""
+
+
+def test_without_onnx_installed_the_real_cli_says_one_line(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "G.onnx"
+    cmd = [sys.executable, "-c", BLOCK_ONNX, "export", str(tiny_run), "--onnx", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    line = "error: fastgan export needs onnx and onnxruntime, which are not installed: pip install 'fastgan[export]'"
+    assert done.stderr.splitlines() == [line]
+    assert not out.exists()
