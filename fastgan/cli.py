@@ -204,6 +204,21 @@ def sample(
     run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
 
 
+@app.command(cls=Command)
+@user_errors
+def export(
+    source: Annotated[Path, typer.Argument(help="A run folder, a checkpoint folder, or a generator.safetensors")],
+    onnx: Annotated[
+        Path,
+        typer.Option("--onnx", metavar="FILE.onnx", help="The ONNX file: z (+ labels) -> float32 images [N, C, H, W] in [-1, 1], any N"),
+    ],
+) -> None:
+    """Write the EMA generator as an ONNX file, to sample with numpy and onnxruntime alone (docs/export.md)."""
+    from fastgan.commands.export import run_export
+
+    run_export(source, onnx)
+
+
 class Split(StrEnum):
     train = "train"
     test = "test"

@@ -21,6 +21,8 @@ OPTIONAL = (
     ("DALI (data.backend = dali)", ("nvidia-dali-cuda130", "nvidia-dali-cuda120"), "pip install 'fastgan[dali]'"),
     ("TensorBoard (run logs)", ("tensorboard",), "pip install tensorboard"),
     ("matplotlib (fastgan report)", ("matplotlib",), "pip install 'fastgan[report]'"),
+    ("onnx (fastgan export)", ("onnx",), "pip install 'fastgan[export]'"),
+    ("onnxruntime (fastgan export)", ("onnxruntime",), "pip install 'fastgan[export]'"),
 )
 
 

@@ -1,2 +1,3 @@
 """Images from a generator: grids and arrays (`grid`), latent walks and truncation (`walks`),
-and the animated timeline of a run's grids (`timeline`)."""
+the animated timeline of a run's grids (`timeline`), and the generator as an ONNX graph that
+samples without fastgan (`onnx_export`)."""
