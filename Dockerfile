@@ -17,7 +17,7 @@ WORKDIR /app
 # The package first, so code edits do not reinstall torch and DALI.
 COPY pyproject.toml README.md ./
 COPY fastgan ./fastgan
-RUN pip install ".[dali,report]"
+RUN pip install ".[dali,report,export]"
 COPY configs ./configs
 COPY launch ./launch
 

@@ -229,3 +229,9 @@ def test_without_onnx_installed_the_real_cli_says_one_line(tiny_run: Path, tmp_p
     line = "error: fastgan export needs onnx and onnxruntime, which are not installed: pip install 'fastgan[export]'"
     assert done.stderr.splitlines() == [line]
     assert not out.exists()
+
+
+def test_the_readme_shows_the_same_five_lines() -> None:
+    five, _ = docs_blocks()
+    readme = (REPO / "README.md").read_text()
+    assert f"```python\n{five}\n```" in readme  # what the README shows is what this file tests
