@@ -48,6 +48,7 @@ def validate(cfg: Config) -> None:
         if value <= 0:
             raise UsageError(f"{key} = {value}: must be at least 1")
     check_eval(cfg)
+    check_phema(cfg)
     if t.nonfinite_budget < -1:
         raise UsageError(f"train.nonfinite_budget = {t.nonfinite_budget}: must be -1 (one log interval) or a number of images >= 0")
     if t.timeout_s < 1:
@@ -118,3 +119,20 @@ def check_eval(cfg: Config) -> None:
         raise UsageError('train.eval_every > 0 needs at least one metric in train.eval_metrics, e.g. ["fd"]')
     if t.eval_samples < 10:
         raise UsageError(f"train.eval_samples = {t.eval_samples}: must be at least 10 (FD and KID need a few samples), e.g. 5000")
+
+
+def check_phema(cfg: Config) -> None:
+    """Post-hoc EMA keys; the profiles are checked even when it is off, so a typo fails now."""
+    t = cfg.train
+    sigma_rel_max = math.sqrt(1 / 12)  # fastgan.train.phema.SIGMA_REL_MAX: a plain average (gamma = 0)
+    if t.phema_every < 0:
+        raise UsageError(f"train.phema_every = {t.phema_every}: must be 0 (off) or a number of images between snapshots, e.g. 100000")
+    if t.phema_keep < 0:
+        raise UsageError(f"train.phema_keep = {t.phema_keep}: must be 0 (keep every snapshot) or how many to keep per profile")
+    bad = [s for s in t.phema_sigma_rels if not 0 < s <= sigma_rel_max]
+    if bad:
+        raise UsageError(f"train.phema_sigma_rels: {bad[0]} is not in (0, {sigma_rel_max:.3f}]; EDM2 tracks [0.05, 0.10]")
+    if len(set(t.phema_sigma_rels)) != len(t.phema_sigma_rels):
+        raise UsageError(f"train.phema_sigma_rels = {list(t.phema_sigma_rels)}: a profile is listed twice")
+    if t.phema_every > 0 and not t.phema_sigma_rels:
+        raise UsageError("train.phema_every > 0 needs at least one profile in train.phema_sigma_rels, e.g. [0.05, 0.10]")

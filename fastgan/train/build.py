@@ -32,6 +32,7 @@ from fastgan.train.ema import EMA, recalibrate_batchnorm
 from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import LazyRegularizer, RegBatch, no_regularizer
 from fastgan.train.nets import Net
+from fastgan.train.phema import PowerEMAs
 from fastgan.train.setup import autocast_factory, make_optimizer, maybe_compile, maybe_compile_function, set_gpu_math
 from fastgan.train.step import GANStep, Objectives, d_objective, score_concat, score_separate
 from fastgan.train.tricks import InstanceNoise, Targets
@@ -146,6 +147,9 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         autocast=autocast,
         stats=stats,
         d_steps=tr.d_steps,
+        phema=PowerEMAs(
+            G, cfg.train.phema_sigma_rels if cfg.train.phema_every > 0 else (), images_per_step=cfg.train.batch_size * tr.d_steps
+        ),
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,7 @@ from fastgan.train.ema import EMA
 from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import RegBatch
 from fastgan.train.nets import Net
+from fastgan.train.phema import PowerEMAs
 from fastgan.train.tricks import InstanceNoise, Targets
 
 Scorer = Callable[[Callable[..., Tensor], Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -91,6 +92,7 @@ class GANStep:
     autocast: Callable[[], AbstractContextManager[None]]
     stats: DeviceStats
     d_steps: int  # D phases per step, each on a fresh real batch
+    phema: PowerEMAs = field(default_factory=PowerEMAs.off)  # post-hoc EMA's profiles (train.phema_every), or none
 
     def __post_init__(self) -> None:
         device = self.latents.device
@@ -179,4 +181,5 @@ class GANStep:
         finally:  # an exception here must not leave D frozen for whatever runs next
             self.D.module.requires_grad_(True)
         self.ema.update(self.G.module, flags[0], cur_nimg)  # a true no-op when G's step was skipped
+        self.phema.update(self.G.module, flags[0], cur_nimg)  # post-hoc EMA's profiles, the same way (or nothing)
         self.stats.add("G", loss_G=loss.detach(), gnorm_G=norm, skipped_G=flags[0], nonfinite_loss_G=flags[1])
