@@ -48,6 +48,7 @@ def training_state(trainer: Trainer, augment: dict[str, Any]) -> dict[str, Any]:
         "data": trainer.data.state_dict(),  # the main process's; older fastgan restored it on every process
         "latent_gen": s.latents.generator.get_state(),
         "augment": augment,  # ADA's p and running sum (empty without augmentation)
+        **({"phema": s.phema.state_dict()} if s.phema.sigma_rels else {}),  # post-hoc EMA's profiles, when tracked
     }
 
 
@@ -143,6 +144,7 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
     if state["scaler_D"]:
         s.D.scaler.load_state_dict(state["scaler_D"])
     s.augment.load_state_dict(state.get("augment", {}))  # checkpoints from before [augment] have none
+    restore_phema(trainer, state, path)
     trainer.cur_nimg = int(state["cur_nimg"])
     seed, rank, device = trainer.cfg.train.seed, acc.process_index, acc.device
     reseed = (seed * 1_000_003 + trainer.cur_nimg) % 2**62  # a function of (seed, images seen), the same on every process
@@ -180,6 +182,20 @@ def restore(trainer: Trainer, path: Path) -> list[str]:
             "so the run continues from the checkpoint's weights but will not match one that was never stopped"
         )
     return lines
+
+
+def restore_phema(trainer: Trainer, state: dict[str, Any], path: Path) -> None:
+    """Post-hoc EMA's profiles continue where they were; a run that did not track them cannot
+    start mid-run (its profiles would lack the images before), and turning it off drops them."""
+    phema = trainer.step.phema
+    if not phema.sigma_rels:
+        return
+    if "phema" not in state:
+        raise UsageError(
+            f"train.phema_every = {trainer.cfg.train.phema_every}: {path} was trained without post-hoc EMA, so its profiles "
+            "cannot start mid-run; resume with --set train.phema_every=0, or start a new run with it"
+        )
+    phema.load_state_dict(state["phema"])
 
 
 def trained_precision(state: dict[str, Any], path: Path) -> str | None:

@@ -37,6 +37,8 @@ MUTABLE_ON_RESUME = frozenset(
             "checkpoint_every",
             "eval_every",
             "keep_checkpoints",
+            "phema_every",  # snapshots carry their own image counts; the profiles are in the checkpoint
+            "phema_keep",
             "warn_grad_norm",
             "nonfinite_budget",
             "timeout_s",

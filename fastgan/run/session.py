@@ -25,6 +25,7 @@ from fastgan.run.eval_hook import EvalHook
 from fastgan.run.lock import Lock, acquire_lock
 from fastgan.run.peers import PeerWatch
 from fastgan.run.plan import Plan
+from fastgan.run.posthoc_ema import supersede_snapshots
 from fastgan.run.reporter import Reporter
 from fastgan.run.resume import restore
 from fastgan.run.resume_rules import describe
@@ -152,6 +153,9 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, prec
             what = [f"dropped {dropped} metrics.jsonl row(s)"] if dropped else []
             what += [f"moved {grids} sample grid(s) to samples/superseded/"] if grids else []
             lines.append(f"{' and '.join(what)} written past {cur_nimg:,} images by an earlier run")
+        snapshots = supersede_snapshots(run_dir, cur_nimg)
+        if snapshots:
+            lines.append(f"moved {snapshots} post-hoc EMA snapshot(s) written past {cur_nimg:,} images to phema/superseded/")
         if plan.changes:
             lines.append(f"changed on resume: {describe(plan.changes)}")
         lines += plan.notes + notes

@@ -20,6 +20,7 @@ from fastgan.run import checkpoint as ckpt
 from fastgan.run.batchnorm import reset_nonfinite_batchnorm
 from fastgan.run.guard import DivergenceGuard
 from fastgan.run.peers import PeerWatch
+from fastgan.run.posthoc_ema import PhemaSnapshots
 from fastgan.run.reporter import Reporter, failure_warnings
 from fastgan.run.resume import save_checkpoint
 from fastgan.run.stop import StopSignals, signal_name
@@ -212,6 +213,7 @@ def maintenance(trainer: Trainer, run_dir: Path, reporter: Reporter, stop: StopS
         RefreshStatistics(trainer),
         SampleGrids(trainer, run_dir, reporter),
         saver,
+        *([PhemaSnapshots(trainer, run_dir, reporter)] if trainer.cfg.train.phema_every > 0 else []),
         *extra,
         StopCheck(stop, saver, watch),
     ]
