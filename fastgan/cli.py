@@ -157,6 +157,12 @@ def train(
     run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run))
 
 
+SigmaRelOption = Annotated[
+    float | None,
+    typer.Option("--sigma-rel", help="Post-hoc EMA: G_ema rebuilt for this sigma_rel from the run's snapshots (SOURCE: a run folder)"),
+]
+
+
 @app.command(cls=Command)
 @user_errors
 def sample(
@@ -184,6 +190,7 @@ def sample(
     between_classes: Annotated[
         bool, typer.Option("--between-classes", help="Conditional models: walk from class i to class i+1 with z fixed (with --interpolate)")
     ] = False,
+    sigma_rel: SigmaRelOption = None,
 ) -> None:
     """Write samples of the EMA generator: a PNG grid, a .npy array or a folder of PNGs; or latent walks with --interpolate."""
     if interpolate is None:
@@ -191,7 +198,7 @@ def sample(
             raise UsageError("--steps and --between-classes shape a walk; add --interpolate N (the number of walks)")
         from fastgan.commands.sample import run_sample
 
-        run_sample(source, n, out, seed, truncation, grid)
+        run_sample(source, n, out, seed, truncation, grid, sigma_rel)
         return
     if n is not None:
         raise UsageError(
@@ -201,7 +208,7 @@ def sample(
         raise UsageError(f"--grid shapes a sample grid; walks are laid out as --interpolate {interpolate} rows of --steps images")
     from fastgan.commands.sample import run_interpolation
 
-    run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation)
+    run_interpolation(source, interpolate, 8 if steps is None else steps, out, seed, between_classes, truncation, sigma_rel)
 
 
 @app.command(cls=Command)
@@ -253,11 +260,38 @@ def evaluate(
         float,
         typer.Option("--truncation", help="psi in [0, 1] for the generated latents; written beside the others (eval-truncation-PSI.json)"),
     ] = 1.0,
+    sigma_rel: Annotated[
+        str | None,
+        typer.Option("--sigma-rel", metavar="LIST", help="Post-hoc EMA: score G_ema rebuilt for each, e.g. 0.05,0.07,0.10; names the best"),
+    ] = None,
 ) -> None:
     """FD, KID and precision/recall of the EMA generator, beside the real-vs-real floor; writes eval.json."""
+    if sigma_rel is not None:
+        from fastgan.commands.ema import run_eval_posthoc
+
+        run_eval_posthoc(source, sigma_rel, metrics, n, split.value, seed, truncation, features.value, weights, weights_sha256)
+        return
     from fastgan.commands.eval import run_eval
 
     run_eval(source, metrics, n, split.value, seed, truncation, features.value, weights, weights_sha256)
+
+
+@app.command(cls=Command)
+@user_errors
+def ema(
+    run: Annotated[Path, typer.Argument(help="A run folder trained with train.phema_every > 0 (its snapshots are in RUN/phema/)")],
+    sigma_rel: Annotated[float, typer.Option("--sigma-rel", help="EMA length relative to training time, e.g. 0.07")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="The .safetensors to write, config.toml beside it (default: RUN/posthoc-ema/sSIGMA/...)"
+        ),
+    ] = None,
+) -> None:
+    """Post-hoc EMA: rebuild G_ema for any sigma_rel from the run's snapshots (EDM2's least squares) and export it."""
+    from fastgan.commands.ema import run_ema
+
+    run_ema(run, sigma_rel, out)
 
 
 @app.command(cls=Command)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fastgan import files
+from fastgan.config import Config
 from fastgan.errors import UsageError
 from fastgan.progress import Progress
 from fastgan.sampling.walks import check_truncation
@@ -129,7 +130,20 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def run_sample(path: Path, n: int | None, out_text: str, seed: int, truncation: float = 1.0, grid: str | None = None) -> None:
+def load_source(path: Path, sigma_rel: float | None) -> tuple[Config, torch.nn.Module, str]:
+    """The run's G_ema, or with `sigma_rel` the one post-hoc EMA rebuilds (fastgan.run.posthoc_ema)."""
+    from fastgan.run.generator import load_generator
+    from fastgan.run.posthoc_ema import reconstruct_generator
+
+    if sigma_rel is None:
+        return load_generator(path)
+    cfg, G, where, _ = reconstruct_generator(path, sigma_rel, device())
+    return cfg, G, where
+
+
+def run_sample(
+    path: Path, n: int | None, out_text: str, seed: int, truncation: float = 1.0, grid: str | None = None, sigma_rel: float | None = None
+) -> None:
     check_truncation(truncation)
     out = parse_out(out_text)
     shape = parse_grid(grid) if grid is not None else None
@@ -141,10 +155,13 @@ def run_sample(path: Path, n: int | None, out_text: str, seed: int, truncation: 
         raise UsageError(f"--grid {grid} holds {shape[0] * shape[1]} images, fewer than --n {n}; give a bigger grid or drop --n")
     n = n if n is not None else (shape[0] * shape[1] if shape is not None else 64)
     check_out(out, shape[0] * shape[1] if shape is not None else n)
-    from fastgan.run.generator import load_generator
+    if sigma_rel is not None:
+        from fastgan.run.posthoc_ema import check_sigma_rel
+
+        check_sigma_rel(sigma_rel)
     from fastgan.sampling.grid import grid_row, sample_chunks, save_png
 
-    cfg, G, where = load_generator(path)
+    cfg, G, where = load_source(path, sigma_rel)
     m = cfg.model
     if out.kind != "png":
         files.check_free_space(out.path, image_bytes(n, m.channels, m.resolution, out.kind), "--out")
@@ -177,14 +194,15 @@ def check_interpolation_args(rows: int, steps: int, truncation: float, out: Out)
         )
 
 
-def run_interpolation(path: Path, rows: int, steps: int, out_text: str, seed: int, between_classes: bool, truncation: float) -> None:
+def run_interpolation(
+    path: Path, rows: int, steps: int, out_text: str, seed: int, between_classes: bool, truncation: float, sigma_rel: float | None = None
+) -> None:
     out = parse_out(out_text)
     check_interpolation_args(rows, steps, truncation, out)
-    from fastgan.run.generator import load_generator
     from fastgan.sampling.grid import display_grid, save_png
     from fastgan.sampling.interpolation import interpolation_images
 
-    cfg, G, where = load_generator(path)
+    cfg, G, where = load_source(path, sigma_rel)
     m = cfg.model
     if between_classes and not m.conditional:
         raise UsageError(f"--between-classes: {where} is unconditional (model.conditional = false); it has no classes to walk between")
