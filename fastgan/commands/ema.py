@@ -92,7 +92,11 @@ def run_eval_posthoc(
         best: str | None = pick(scored, key=lambda s: scored[s])
     else:
         best = None
+    # The best's own scores at the top level, in eval.json's form, so `fastgan report` lists them with the other evals.
+    shown = results[best] if best is not None else next(iter(results.values()))
     summary = {
+        **{k: shown[k] for k in ("metrics", "floor", "n", "truncation", "feature_net", "reference", "floor_set") if k in shown},
+        "sigma_rel": float(best) if best is not None else None,
         "run": str(path.resolve()),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "best": {"sigma_rel": float(best), "metric": key, "value": scored[best]} if best is not None else None,

@@ -173,7 +173,7 @@ class TrainConfig:
     eval_samples: int = 5000  # generated images per eval, and real test images (up to the split's size)
     # Post-hoc EMA (Karras et al. 2024, docs/posthoc-ema.md): images between snapshots of power-function
     # EMAs of G in RUN/phema/, from which `fastgan ema RUN --sigma-rel S` rebuilds G_ema for any S; 0 = off
-    # (no snapshots, no tracking, checkpoints as before). EDM2 snapshots about every 2.5% of training.
+    # (no snapshots, no tracking, checkpoints as before). More snapshots fit the profiles better: 100+ per run.
     phema_every: int = 0
     phema_sigma_rels: tuple[float, ...] = (0.05, 0.10)  # the profiles tracked (EDM2's two); fixed for a run
     phema_keep: int = 0  # newest snapshots kept per profile; 0 = all (the reconstruction wants them all)

@@ -1,7 +1,8 @@
 """What a run does between steps, as tasks for the loop (fastgan.train.loop), in this order:
 the progress bar, the log interval's statistics (the one host sync per interval) and the
 divergence guard, BatchNorm statistics broadcast before samples and checkpoints, the sample
-grid, the checkpoint, in-training eval (fastgan.run.eval_hook), and the stop check.
+grid, the checkpoint, post-hoc EMA snapshots (fastgan.run.posthoc_ema, when on), in-training
+eval (fastgan.run.eval_hook), and the stop check.
 
 Three things end a run early, each with one line and its exit code (fastgan.errors): a signal
 (every process stops at the same step boundary and saves: fastgan.run.stop), divergence
