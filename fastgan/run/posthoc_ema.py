@@ -198,6 +198,9 @@ def combine(plan: Reconstruction) -> dict[str, torch.Tensor]:
 def snapshot_run(path: Path) -> tuple[Path, Config, list[Snapshot]]:
     """(run folder, its config, its snapshots) for `path`, or one line saying what is missing."""
     run_dir = path
+    if path.is_file() or ckpt.run_of_checkpoint(path) is not None:
+        run = ckpt.run_of_checkpoint(path) if path.is_dir() else path.parent
+        raise UsageError(f"{path}: --sigma-rel rebuilds G_ema from a run's snapshots; give the run folder, e.g. {run}")
     if not (run_dir / "config.toml").is_file():
         raise UsageError(f"{path}: not a run folder (no config.toml); post-hoc EMA needs the run folder, which holds {SNAPSHOTS}/")
     snapshots = list_snapshots(run_dir)

@@ -81,6 +81,11 @@ def test_ema_refusals_are_one_line(cli: CliRunner, tiny_config: Path, tmp_path: 
     code, text = run(cli, "train", tiny_config, "--out", tmp_path / "bad", "--set", "train.phema_sigma_rels=[0.05, 0.5]")
     assert code == 2 and "train.phema_sigma_rels" in text, text
     assert not list_snapshots(out) and not (out / "phema").exists()
+    for given in (out / "checkpoints" / "nimg-000000128", out / "generator.safetensors"):
+        code, text = run(cli, "sample", given, "--sigma-rel", "0.07", "--out", tmp_path / "s.png")
+        assert code == 2 and "give the run folder" in text and str(out) in text, text
+    code, text = run(cli, "eval", out, "--sigma-rel", "0.05,x")
+    assert code == 2 and "numbers separated by commas" in text, text
 
 
 def test_eval_sigma_rel_scores_each_and_names_the_best(cli: CliRunner, tiny_config: Path, tmp_path: Path, feature_cache: Path) -> None:

@@ -42,6 +42,7 @@ def main() -> None:
         "stats": trainer.step.stats.read(lambda x: acc.reduce(x, "mean"), lambda x: acc.reduce(x, "max")),
         "augment": trainer.step.augment.state_dict(),  # ADA's p, the same on every process
         "ada_sum": own_sum(trainer),
+        "phema": trainer.step.phema.flat.cpu(),  # post-hoc EMA's profiles (empty when off)
     }
     if os.environ.get("DDP_WORKER_RESTORE") == "1":
         saved = save_checkpoint(trainer, Path(out) / "run").path
