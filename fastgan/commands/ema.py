@@ -61,7 +61,7 @@ def run_eval_posthoc(
     weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Each sigma_rel reconstructed and scored as `fastgan eval` scores a generator; the best by the
-    first distance asked for (fd, else kid), printed and written to eval-phema[-...].json."""
+    first distance in --metrics (fd or kid), printed and written to eval-phema[-...].json."""
     from fastgan.commands.eval import DIRECTION, eval_file_name, parse_metrics
     from fastgan.metrics.evaluate import evaluate_generator, fits_feature_net, load_features
     from fastgan.run.posthoc_ema import parse_sigma_rels, reconstruct_generator, sigma_text, snapshot_run
@@ -75,7 +75,7 @@ def run_eval_posthoc(
     results: dict[str, Any] = {}
     grey28 = True
     for sigma_rel in sigma_rels:
-        cfg, G, where, plan = reconstruct_generator(path, sigma_rel, dev)
+        cfg, G, _, plan = reconstruct_generator(path, sigma_rel, dev)
         print(f"fastgan: {plan.describe()}", file=sys.stderr)
         with Progress(f"eval s{sigma_text(sigma_rel)}", total=n, unit="img embedded") as progress:
             result = evaluate_generator(
@@ -85,7 +85,7 @@ def run_eval_posthoc(
         result["nimg"] = plan.nimg
         results[sigma_text(sigma_rel)] = result
         grey28 = fits_feature_net(cfg.model)
-    key = next((m for m in ("fd", "kid") if m in names), None)
+    key = next((m for m in names if m in ("fd", "kid")), None)  # as in-training eval picks its best checkpoint
     scored = {s: r["metrics"][key] for s, r in results.items()} if key is not None else {}
     if key is not None:
         pick = min if DIRECTION[key] == "lower" else max

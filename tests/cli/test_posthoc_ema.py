@@ -102,6 +102,12 @@ def test_eval_sigma_rel_scores_each_and_names_the_best(cli: CliRunner, tiny_conf
     assert result["best"] == {"sigma_rel": float(best), "metric": "fd", "value": scores[best]}
     assert f"best sigma_rel = {best}" in text
     assert (out / "eval-n32.json").read_text() == plain  # the plain eval is another kind: untouched
+    # the best's scores in eval.json's form: `fastgan report` lists them beside the plain eval
+    assert result["metrics"] == result["results"][best]["metrics"] and result["sigma_rel"] == float(best)
+    code, text = run(cli, "report", out, "--out", tmp_path / "report.html")
+    assert code == 0, text
+    page = (tmp_path / "report.html").read_text()
+    assert "eval-phema-n32.json" in page and "eval-n32.json" in page
 
 
 def test_snapshots_survive_a_resume_bitwise(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
