@@ -1,7 +1,7 @@
 """What a run does between steps, as tasks for the loop (fastgan.train.loop), in this order:
 the progress bar, the log interval's statistics (the one host sync per interval) and the
 divergence guard, BatchNorm statistics broadcast before samples and checkpoints, the sample
-grid, the checkpoint, post-hoc EMA snapshots (fastgan.run.posthoc_ema, when on), in-training
+grid, post-hoc EMA snapshots (fastgan.run.posthoc_ema, when on), the checkpoint, in-training
 eval (fastgan.run.eval_hook), and the stop check.
 
 Three things end a run early, each with one line and its exit code (fastgan.errors): a signal
@@ -213,8 +213,9 @@ def maintenance(trainer: Trainer, run_dir: Path, reporter: Reporter, stop: StopS
         LogStats(trainer, reporter, guard),
         RefreshStatistics(trainer),
         SampleGrids(trainer, run_dir, reporter),
-        saver,
+        # before the checkpoint: a kill between them loses no snapshot (a resume from the older checkpoint writes it again)
         *([PhemaSnapshots(trainer, run_dir, reporter)] if trainer.cfg.train.phema_every > 0 else []),
+        saver,
         *extra,
         StopCheck(stop, saver, watch),
     ]
