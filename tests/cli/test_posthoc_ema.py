@@ -5,6 +5,9 @@ pruning, and the resume rules."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from typer.testing import CliRunner
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.generator import load_safetensors
 from fastgan.run.posthoc_ema import combine, list_snapshots, plan_reconstruction
-from tests.support import run, train
+from tests.support import FAULT_CLI, REPO, run, train
 
 PHEMA = ("train.phema_every=16", "train.phema_sigma_rels=[0.05, 0.10, 0.07]")
 
@@ -125,6 +128,33 @@ def test_snapshots_survive_a_resume_bitwise(cli: CliRunner, tiny_config: Path, t
     state_b = torch.load(resumed / "checkpoints" / "nimg-000000192" / "state.pt", weights_only=True)
     assert state_a["phema"]["sigma_rels"] == [0.05, 0.10]
     assert torch.equal(state_a["phema"]["flat"], state_b["phema"]["flat"])
+
+
+@pytest.mark.parametrize(("fault", "code", "newest"), [("term@48:0", 143, 48), ("kill@96:0", -9, 80)])
+def test_snapshots_survive_a_stop_or_a_crash_bitwise(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, fault: str, code: int, newest: int
+) -> None:
+    """SIGTERM at 48 images (the stop writes its snapshots and a checkpoint there) or SIGKILL in
+    the step that reaches 96 (the newest checkpoint is at 64, the newest snapshot at 80):
+    --auto-resume ends with the snapshots of a run never stopped; the ones a crash left past its
+    checkpoint are moved aside and written again."""
+    sets = ["--set", "train.phema_every=16"]
+    straight = train(cli, tiny_config, tmp_path / "straight", "train.phema_every=16")
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(FAULT_CLI), "train", str(tiny_config), "--out", str(out), *sets]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTGAN_FAULT": fault, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == code, result.stderr[-2000:]
+    assert max(s.nimg for s in list_snapshots(out)) == newest
+    code_, text = run(cli, "train", tiny_config, "--out", out, "--auto-resume", *sets)
+    assert code_ == 0, text
+    a, b = list_snapshots(straight), list_snapshots(out)
+    assert [(s.nimg, s.sigma_rel) for s in a] == [(s.nimg, s.sigma_rel) for s in b]
+    for x, y in zip(a, b, strict=True):
+        assert snapshot(x.path) == snapshot(y.path), x.path.name
+    superseded = sorted(p.name for p in (out / "phema" / ckpt.SUPERSEDED).glob("*")) if code == -9 else []
+    assert superseded == (["nimg-000000080-s0.050.safetensors", "nimg-000000080-s0.100.safetensors"] if code == -9 else [])
+    assert "post-hoc EMA snapshot(s) written past 64 images" in text if code == -9 else "post-hoc" not in text
 
 
 def test_a_rollback_moves_newer_snapshots_aside(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
