@@ -170,7 +170,9 @@ def test_report_without_matplotlib_says_how_to_install_it(
     assert len(text.strip().splitlines()) == 1
 
 
-def test_sample_diversity_rides_the_log_rows_into_metrics_jsonl_and_the_report(cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_sample_diversity_rides_the_log_rows_into_metrics_jsonl_and_the_report(
+    cli: CliRunner, runs: tuple[Path, Path], tmp_path: Path
+) -> None:
     rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     assert [row["nimg"] for row in rows] == [32, 64, 96, 128]  # still one row per log interval
     spreads = [row.get("sample_diversity") for row in rows]
