@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
-
-from fastgan.augment import AdaptiveAugment, Augment, DiffAugment
 from fastgan.config import AdamConfig, Config, ValueSchedule
-from fastgan.losses.penalties import ZeroCentredPenalty
-from fastgan.losses.plan import RegularisationPlan
-from fastgan.train.ema import EMA
+
+if TYPE_CHECKING:  # the math and `describe` need no torch (fastgan train --dry-run stays quick)
+    import torch
+
+    from fastgan.augment import Augment, DiffAugment
+    from fastgan.losses.penalties import ZeroCentredPenalty
+    from fastgan.losses.plan import RegularisationPlan
+    from fastgan.train.ema import EMA
 
 UNSET = -1.0  # start/end = -1: the configured value (start), the start (end)
 
@@ -66,6 +69,37 @@ def curve(s: ValueSchedule, configured: float) -> Curve:
 def active(s: ValueSchedule) -> bool:
     """A section that says anything: an absent one (all defaults) schedules nothing."""
     return s != ValueSchedule()
+
+
+def configured(cfg: Config) -> dict[str, float]:
+    """Each schedulable value as the rest of the config sets it: where its schedule starts."""
+    return {
+        "lr_G": cfg.optim.G.lr,
+        "lr_D": cfg.optim.D.lr,
+        "beta2_G": float(cfg.optim.G.betas[1]),
+        "beta2_D": float(cfg.optim.D.betas[1]),
+        "r1_gamma": cfg.loss.r1_gamma,
+        "r2_gamma": cfg.loss.r2_gamma,
+        "ema_halflife_images": float(cfg.tricks.ema_halflife_images),
+        "augment_p": cfg.augment.p,
+    }
+
+
+def curves(cfg: Config) -> dict[str, Curve]:
+    """The curve of every value a config schedules, by its `[schedule]` name."""
+    start = configured(cfg)
+    return {f.name: curve(s, start[f.name]) for f in fields(cfg.schedule) if active(s := getattr(cfg.schedule, f.name))}
+
+
+def describe(cfg: Config) -> list[str]:
+    """One line per scheduled value, with its value at a few image counts (fastgan train --dry-run)."""
+    lines = []
+    for name, c in curves(cfg).items():
+        end = max(c.length_images, c.warmup_images)
+        points = sorted({0, c.warmup_images, *(c.warmup_images + (end - c.warmup_images) * i // 4 for i in range(1, 5))})
+        shown = ", ".join(f"{n:,} img {c(n):.4g}" for n in points)
+        lines.append(f"schedule.{name} ({c.shape}): {shown}; then held")
+    return lines
 
 
 Values = dict[str, float]  # log key -> value at some images seen
@@ -110,34 +144,30 @@ def build_schedules(
 ) -> Schedules:
     """The schedules a config asks for, wired to the pieces they move (fastgan.validate has
     checked that each scheduled value exists: R1 for r1_gamma, a policy for augment_p, ...)."""
-    sc, curves, setters = cfg.schedule, {}, []
+    from fastgan.augment import AdaptiveAugment, DiffAugment
+    from fastgan.losses.penalties import ZeroCentredPenalty
+
+    wanted, setters = curves(cfg), []
     for net, opt, opt_cfg in (("G", opt_G, cfg.optim.G), ("D", opt_D, cfg.optim.D)):
-        lr, beta2 = getattr(sc, f"lr_{net}"), getattr(sc, f"beta2_{net}")
-        if active(lr):
-            curves[f"lr_{net}"] = curve(lr, opt_cfg.lr)
-        if active(beta2):
-            curves[f"beta2_{net}"] = curve(beta2, float(opt_cfg.betas[1]))
-        if active(lr) or active(beta2):
+        if f"lr_{net}" in wanted or f"beta2_{net}" in wanted:
             setters.append(adam_setter(opt, net, opt_cfg, plan))
     penalties = {p.side: p for p in (*plan.in_step, *plan.lazy) if isinstance(p, ZeroCentredPenalty)}
-    for name, side, configured in (("r1_gamma", "real", cfg.loss.r1_gamma), ("r2_gamma", "gen", cfg.loss.r2_gamma)):
-        if active(getattr(sc, name)):
+    for name, side in (("r1_gamma", "real"), ("r2_gamma", "gen")):
+        if name in wanted:
             assert side in penalties, f"schedule.{name} without its penalty (fastgan.validate checks this)"
-            curves[name] = curve(getattr(sc, name), configured)
             setters.append(gamma_setter(penalties[side], name))
-    if active(sc.ema_halflife_images):
-        curves["ema_halflife_images"] = curve(sc.ema_halflife_images, float(cfg.tricks.ema_halflife_images))
+    if "ema_halflife_images" in wanted:
         setters.append(lambda values: setattr(ema, "half_life", values["ema_halflife_images"]))
-    if active(sc.augment_p):
+    if "augment_p" in wanted:
         assert isinstance(augment, DiffAugment), "schedule.augment_p without augmentation (fastgan.validate checks this)"
         if isinstance(augment, AdaptiveAugment):
-            # ADA's p is state its controller moves; the schedule is its ceiling (docs/schedules.md)
-            curves["augment_p_cap"] = curve(sc.augment_p, cfg.augment.p)
+            # ADA's p is state its controller moves; the schedule is its ceiling (docs/schedules.md),
+            # logged as augment_p_cap beside ADA's own augment_p
+            wanted["augment_p_cap"] = wanted.pop("augment_p")
             setters.append(lambda values: augment.set_cap(values["augment_p_cap"]))
         else:
-            curves["augment_p"] = curve(sc.augment_p, cfg.augment.p)
             setters.append(p_setter(augment))
-    return Schedules(curves, setters)
+    return Schedules(wanted, setters)
 
 
 def gamma_setter(penalty: ZeroCentredPenalty, name: str) -> Callable[[Values], None]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
 
-from tests.support import run, train
+from tests.support import REPO, run, train
 
 # tiny_config: 16 images per step, logs and checkpoints every 64; every curve still moving at 128 and 192
 SCHEDULES = (
@@ -78,3 +81,15 @@ def test_a_resume_may_change_an_lr_schedule_but_not_a_gamma_one(cli: CliRunner, 
     code, text = run(cli, "train", "--resume", out, "--set", "schedule.lr_G.end=1e-5", "--set", "train.total_images=192")
     assert code == 0 and "schedule.lr_G.end 5e-05 -> 1e-05" in text, text
     assert rows(out)[-1]["lr_G"] == cosine(2e-4, 1e-5, 192, 256)  # the new curve, from the resume on
+
+
+def test_dry_run_shows_each_schedule_as_docs_schedules_md_says(tmp_path: Path) -> None:
+    """The console block of docs/schedules.md, run as written (the preset needs no data for a dry run)."""
+    block = (REPO / "docs" / "schedules.md").read_text().split("```console\n", 1)[1].split("```", 1)[0]
+    command, *expected = block.strip().splitlines()
+    argv = shlex.split(command.removeprefix("$ ").removesuffix(" > /dev/null"))
+    assert argv[0] == "fastgan"
+    done = subprocess.run([sys.executable, "-m", "fastgan", *argv[1:]], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == expected
+    assert "[schedule.lr_G]\n" in done.stdout and "[schedule.lr_D]" not in done.stdout  # only what is set
