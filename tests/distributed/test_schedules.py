@@ -28,6 +28,8 @@ def test_two_processes_schedule_as_one(tiny_config: Path, tmp_path: Path) -> Non
     assert r0["world"] == r1["world"] == 2 and one["world"] == 1
     assert set(one["schedules"]) == {"lr_G", "lr_D", "beta2_G", "ema_halflife_images"}
     assert one["schedules"]["lr_G"] < 2e-4 and one["schedules"]["beta2_G"] < 0.999  # the curves have moved
+    ((lr_G, betas_G),) = one["adam"]["G"]  # set before the last step, at 64 images: halfway along both cosines
+    assert lr_G == pytest.approx((2e-4 + 5e-5) / 2) and betas_G[1] == pytest.approx((0.999 + 0.9) / 2)
     assert r0["schedules"] == r1["schedules"] == one["schedules"]
     assert r0["adam"] == r1["adam"] == one["adam"]  # what the last step's Adam ran with, exactly
     for net in ("G", "D", "G_ema"):
