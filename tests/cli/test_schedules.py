@@ -1,4 +1,4 @@
-"""Schedules through the real CLI: metrics.jsonl holds each scheduled value, a resume in the middle
+"""Schedules through the real CLI: metrics.jsonl and TensorBoard hold each scheduled value, a resume in the middle
 of the schedules continues bitwise as if never stopped, and a resume may change an lr schedule but
 not a gamma one."""
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -49,6 +50,11 @@ def test_metrics_jsonl_holds_each_scheduled_value(cli: CliRunner, tiny_config: P
         assert r["ema_halflife_images"] == cosine(0.0, 1000.0, n, 256)
         assert r["augment_p"] == cosine(0.0, 0.55, n, 256)
         assert "beta2_G" not in r and "r2_gamma" not in r  # only what is scheduled
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("lr_G")] == [(r["nimg"], pytest.approx(r["lr_G"])) for r in records]
     plain = rows(train(cli, tiny_config, tmp_path / "plain"))
     assert not {"lr_G", "lr_D", "beta2_D", "r1_gamma", "ema_halflife_images", "augment_p"} & set(plain[0])
 

@@ -181,3 +181,21 @@ def test_resume_may_change_optimizer_schedules_but_not_the_others(tiny_config: P
         new = load_config(tiny_config, [f"schedule.{key}.end=0.5"])
         with pytest.raises(UsageError, match=f"schedule.{key}.end"):
             check_resume_changes(old, new, tiny_config.parent, "--set")
+
+
+def test_the_report_groups_scheduled_values() -> None:
+    from fastgan.report import plots
+    from fastgan.report.runs import Run
+
+    rows = [
+        {"nimg": 64 * i, "time_s": 1.0, "train_s": 1.0, "lr_G": 2e-4 - i * 1e-6, "lr_D": 2e-4, "r1_gamma": 0.05, "loss_D": 0.7}
+        for i in range(4)
+    ]
+    run = Run(name="a", path=Path("a"), config={}, rows=rows, warnings=[], evals=[], notes=[], timeline=None, latest_png=None)
+    groups, _ = plots.groups_for([run])
+    by_title = {g.title: g.keys for g in groups}
+    assert by_title["Scheduled learning rates ([schedule])"] == ("lr_G", "lr_D")
+    assert by_title["Scheduled R1/R2 weights ([schedule])"] == ("r1_gamma",)
+    assert not any(
+        k in ("lr_G", "lr_D", "r1_gamma") for g in groups if "Scheduled" not in g.title for k in g.keys
+    )  # no figure of their own
