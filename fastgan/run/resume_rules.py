@@ -75,7 +75,8 @@ def check_resume_changes(old: Config, new: Config, run_dir: Path | str, source: 
         shown = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in refused)
         raise UsageError(
             f"{source}: {shown} cannot change when resuming {run_dir}: the checkpoint was trained with the run's config.toml; "
-            f"keep it, or start a new run with another --out (may change: optim.*, schedule.lr_*, train.total_images, the intervals, ...)"
+            "keep it, or start a new run with another --out "
+            "(may change: optim.*, schedule.lr_*/beta2_*, train.total_images, the intervals, ...)"
         )
     return changes
 
