@@ -16,7 +16,7 @@ from fastgan.losses.plan import adam_for_lazy
 from fastgan.run.resume_rules import check_resume_changes
 from fastgan.train.schedule import Curve, curve
 from fastgan.validate import validate
-from tests.support import make, params, steps
+from tests.support import REPO, make, params, steps
 
 # ---------------------------------------------------------------------------- the math
 
@@ -199,3 +199,24 @@ def test_the_report_groups_scheduled_values() -> None:
     assert not any(
         k in ("lr_G", "lr_D", "r1_gamma") for g in groups if "Scheduled" not in g.title for k in g.keys
     )  # no figure of their own
+
+
+def test_the_r3gan_example_in_docs_schedules_md_is_r3gans_recipe(tmp_path: Path) -> None:
+    """docs/schedules.md's TOML block added to the preset, with the table edits it names, gives
+    R3GAN's CIFAR-10 values at the start, halfway and from 20M images on."""
+    from fastgan.train.schedule import curves
+
+    block = (REPO / "docs" / "schedules.md").read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+    preset = (REPO / "configs" / "cifar10-r3gan.toml").read_text()
+    (tmp_path / "r3gan.toml").write_text(preset + "\n" + block)
+    cfg = load_config(tmp_path / "r3gan.toml", ["optim.G.betas=[0.0, 0.9]", "optim.D.betas=[0.0, 0.9]", "augment.target=0.0"])
+    validate(cfg)
+    c = curves(cfg)
+    want = {  # brownvc/R3GAN train.py, CIFAR10: (start, end)
+        "lr_G": (2e-4, 5e-5), "lr_D": (2e-4, 5e-5), "beta2_G": (0.9, 0.99), "beta2_D": (0.9, 0.99),
+        "r1_gamma": (0.05, 0.005), "r2_gamma": (0.05, 0.005), "ema_halflife_images": (0, 5e6), "augment_p": (0, 0.55),
+    }  # fmt: skip
+    assert set(c) == set(want)
+    for name, (start, end) in want.items():
+        assert (c[name](0), c[name](20_000_000), c[name](50_000_000)) == (start, end, end), name
+        assert c[name](10_000_000) == pytest.approx((start + end) / 2), name
