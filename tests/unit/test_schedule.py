@@ -220,3 +220,24 @@ def test_the_r3gan_example_in_docs_schedules_md_is_r3gans_recipe(tmp_path: Path)
     for name, (start, end) in want.items():
         assert (c[name](0), c[name](20_000_000), c[name](50_000_000)) == (start, end, end), name
         assert c[name](10_000_000) == pytest.approx((start + end) / 2), name
+
+
+def test_moving_values_do_not_recompile_a_compiled_step(tiny_config: Path) -> None:
+    """Every scheduled value changes at every step here, with the step compiled: after the first
+    step's graphs, nothing compiles again (lr and betas are the optimizer's floats, gamma a host
+    float of the eager penalty, p a device tensor filled in place)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    moving = [
+        f"schedule.{v}.{k}" for v in ("lr_G", "lr_D", "beta2_D", "r1_gamma", "ema_halflife_images", "augment_p")
+        for k in ("start=0.5", "end=0.1", "length_images=400")
+    ]  # fmt: skip
+    trainer = make(tiny_config, *LAZY, "augment.policy=translation", "train.compile=default", "train.compile_backend=aot_eager", *moving)
+    steps(trainer, 1)
+    graphs_after_first = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    before = trainer.schedules.values(trainer.cur_nimg)
+    steps(trainer, 8)
+    assert all(trainer.schedules.values(trainer.cur_nimg)[k] != v for k, v in before.items())  # they did move
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_first
