@@ -66,6 +66,7 @@ def validate(cfg: Config) -> None:
         raise UsageError("tricks.instance_noise and tricks.ema_halflife_images must not be negative")
     check_regularisation(cfg)
     check_augment(cfg)
+    check_schedules(cfg)
     for net in ("G", "D"):
         opt = getattr(cfg.optim, net)
         if opt.lr <= 0 or not all(0 <= b < 1 for b in opt.betas):
@@ -102,6 +103,57 @@ def check_augment(cfg: Config) -> None:
         raise UsageError(f"augment.speed_images = {a.speed_images}: must be at least 1, e.g. 500000")
     if a.target > 0 and not a.policy:
         raise UsageError('augment.target > 0 adapts p, but augment.policy is empty; set e.g. augment.policy = "color,translation,cutout"')
+
+
+# [schedule] sections: the values each may take, and what must be on for it to mean anything.
+SCHEDULE_RANGES = {
+    "lr_G": (0.0, math.inf, "a learning rate >= 0"),
+    "lr_D": (0.0, math.inf, "a learning rate >= 0"),
+    "beta2_G": (0.0, 1.0 - 1e-12, "in [0, 1)"),
+    "beta2_D": (0.0, 1.0 - 1e-12, "in [0, 1)"),
+    "r1_gamma": (0.0, math.inf, ">= 0"),
+    "r2_gamma": (0.0, math.inf, ">= 0"),
+    "ema_halflife_images": (0.0, math.inf, "a number of images >= 0"),
+    "augment_p": (0.0, 1.0, "a probability in [0, 1]"),
+}
+
+
+def check_schedules(cfg: Config) -> None:
+    """Each `[schedule.<value>]` a config gives: values in range (-1 = the configured one / start),
+    a length after the warm-up, and the thing it schedules switched on."""
+    from dataclasses import fields
+
+    from fastgan.config import ValueSchedule
+
+    needs = {
+        "r1_gamma": (cfg.loss.r1_gamma > 0, "R1 on: set loss.r1_gamma > 0 (its start)"),
+        "r2_gamma": (cfg.loss.r2_gamma > 0, "R2 on: set loss.r2_gamma > 0 (its start)"),
+        "augment_p": (bool(cfg.augment.policy), 'augmentation on: set augment.policy, e.g. "color,translation,cutout"'),
+    }
+    for f in fields(cfg.schedule):
+        s: ValueSchedule = getattr(cfg.schedule, f.name)
+        if s == ValueSchedule():
+            continue
+        key = f"schedule.{f.name}"
+        on, what = needs.get(f.name, (True, ""))
+        if not on:
+            raise UsageError(f"{key} schedules a value that is off; it needs {what}")
+        low, high, allowed = SCHEDULE_RANGES[f.name]
+        for name, v in (("start", s.start), ("end", s.end)):
+            if v != -1 and not low <= v <= high:
+                raise UsageError(f"{key}.{name} = {v}: must be {allowed}, or -1 ({'the configured value' if name == 'start' else 'start'})")
+        if s.warmup_images < 0 or s.length_images < 0:
+            raise UsageError(f"{key}: warmup_images and length_images are numbers of images and must not be negative")
+        if s.shape == "constant":
+            if s.end != -1:
+                raise UsageError(f'{key}.end = {s.end}: shape = "constant" holds start; set shape = "cosine" or "linear" to reach end')
+        elif s.end == -1:
+            raise UsageError(f"{key}: shape = {s.shape!r} needs an end, e.g. {key}.end = ... with {key}.length_images = 20_000_000")
+        elif s.length_images <= s.warmup_images:
+            raise UsageError(
+                f"{key}.length_images = {s.length_images}: the images seen when the value reaches end (warm-up included) "
+                f"must be more than warmup_images = {s.warmup_images}"
+            )
 
 
 def check_eval(cfg: Config) -> None:

@@ -95,11 +95,22 @@ def type_name(hint: Any) -> str:
 def render() -> str:
     notes = comments(SCHEMA)
     parts = [HEADER]
-    for table, lines in rows(schema.Config, "", notes):
+    tables = rows(schema.Config, "", notes)
+    classes = [section_class(table) for table, _ in tables]
+    first: dict[Any, str] = {}  # a class several sections share -> the first of them
+    for (table, lines), section_cls in zip(tables, classes, strict=True):
         cls_doc = ""
         parts.append(f"\n## `[{table}]`\n")
-        section_cls = section_class(table)
-        if section_cls is not None and section_cls.__doc__ and not section_cls.__doc__.startswith(section_cls.__name__ + "("):
+        parent, _, name = table.rpartition(".")
+        parent_cls = section_class(parent)
+        note = notes.get((parent_cls.__name__ if parent_cls else "", name), "")
+        shared = classes.count(section_cls) > 1 and note  # a class several sections share (the [schedule.*] ones)
+        if shared:  # a line each on what it is for (the field's comment); the class's own doc once
+            parts.append(f"{note[:1].upper()}{note[1:]}.\n")
+        doc = section_cls.__doc__ if section_cls is not None and not (shared and section_cls in first) else None
+        if shared:
+            first.setdefault(section_cls, table)
+        if section_cls is not None and doc and not doc.startswith(section_cls.__name__ + "("):
             cls_doc = " ".join(section_cls.__doc__.split()).removeprefix(f"`[{table}]`: ")
             cls_doc = cls_doc[:1].upper() + cls_doc[1:]
             parts.append(f"{cls_doc}\n")

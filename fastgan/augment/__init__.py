@@ -99,6 +99,7 @@ class AdaptiveAugment(DiffAugment):
         self.main = main  # the main process holds the total of a restored running sum
         self.sign_sum = torch.zeros((), device=device)  # sum of sign(D(real)) since the last adjustment, this process
         self.steps = 0  # host counter of D steps since the last adjustment
+        self.cap = torch.ones((), device=device)  # p's ceiling: 1, or [schedule.augment_p] (fastgan.train.schedule)
 
     def observe(self, real_logits: Tensor) -> None:
         """Add this D phase's sign(D(real)) to the running sum (device side, no communication)."""
@@ -111,9 +112,16 @@ class AdaptiveAugment(DiffAugment):
         """Every ADJUST_EVERY D steps: all-reduce the sum over processes and move p."""
         if self.steps == ADJUST_EVERY:  # a host counter, not a device value
             r = self.reduce_sum(self.sign_sum) / self.images_per_adjustment  # all-reduce: the only collective here
-            self.p.copy_((self.p + torch.sign(r - self.target) * self.step_size).clamp_(0.0, 1.0))
+            self.p.copy_(torch.minimum((self.p + torch.sign(r - self.target) * self.step_size).clamp_(0.0, 1.0), self.cap))
             self.sign_sum.zero_()
             self.steps = 0
+
+    def set_cap(self, cap: float) -> None:
+        """A ceiling on p from a schedule, in place on the device (no sync): a falling one lowers p
+        at once, and adjustments never take p above it. A function of images seen, set before each
+        step, so a checkpoint need not hold it."""
+        self.cap.fill_(cap)
+        self.p.clamp_(max=cap)
 
     def state_dict(self) -> dict[str, Any]:
         """Call on every process (a checkpoint is written by all): `sign_sum` is the running sum

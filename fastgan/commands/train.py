@@ -7,6 +7,7 @@ import sys
 
 from fastgan.config import to_toml
 from fastgan.run.plan import TrainArgs, plan_run
+from fastgan.train.schedule import describe as describe_schedules
 from fastgan.validate import validate
 
 
@@ -15,6 +16,8 @@ def run_train(a: TrainArgs) -> None:
     validate(plan.cfg)
     if a.dry_run:
         sys.stdout.write(to_toml(plan.cfg))
+        for line in describe_schedules(plan.cfg):  # what [schedule] makes of it, on stderr (stdout stays TOML)
+            print(line, file=sys.stderr)
         return
     from fastgan.run.session import run_train as train_as_planned  # torch and accelerate: only now
 

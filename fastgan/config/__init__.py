@@ -23,8 +23,10 @@ from fastgan.config.schema import (
     ModelConfig,
     OptimConfig,
     R3GANConfig,
+    ScheduleConfig,
     TrainConfig,
     TricksConfig,
+    ValueSchedule,
 )
 
 __all__ = [
@@ -38,8 +40,10 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "R3GANConfig",
+    "ScheduleConfig",
     "TrainConfig",
     "TricksConfig",
+    "ValueSchedule",
     "apply_override",
     "flatten",
     "load_config",

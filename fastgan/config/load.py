@@ -17,7 +17,7 @@ from typing import Any
 
 from fastgan.config.legacy import move_legacy_keys, moved_key
 from fastgan.config.presets import find_preset, preset_names
-from fastgan.config.schema import Config
+from fastgan.config.schema import Config, ValueSchedule
 from fastgan.errors import UsageError
 
 
@@ -192,8 +192,15 @@ def render_tables(tables: dict[str, dict[str, Any]]) -> str:
 
 
 def to_toml(cfg: Config) -> str:
-    """The resolved config as TOML that `load_config` reads back to an equal Config."""
-    return render_tables(tables_of(to_dict(cfg)))
+    """The resolved config as TOML that `load_config` reads back to an equal Config.
+
+    Only the `[schedule.<value>]` sections a config sets are written: an absent one means "not
+    scheduled", so a config without schedules reads as it did before they existed (and hashes
+    the same: a run folder's marker holds that hash, fastgan.run.folder)."""
+    tree = to_dict(cfg)
+    unset = dataclasses.asdict(ValueSchedule())
+    tree["schedule"] = {name: values for name, values in tree["schedule"].items() if values != unset}
+    return render_tables(tables_of(tree))
 
 
 def _toml_value(v: Any) -> str:

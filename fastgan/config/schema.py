@@ -180,6 +180,36 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ValueSchedule:
+    """`[schedule.<value>]`: one value as a function of images seen (fastgan.train.schedule): a
+    linear warm-up from 0 to `start` over `warmup_images`, then `shape` from `start` to `end`,
+    reaching `end` at `length_images` images seen (warm-up included), then held there. A value
+    whose section is absent stays at its configured value, as before schedules existed."""
+
+    shape: str = choice("cosine", "cosine", "linear", "constant")  # constant: start after the warm-up, for ever
+    start: float = -1.0  # the value after the warm-up; -1 = the configured one (optim.G.lr for lr_G, ...)
+    end: float = -1.0  # the value from length_images on; -1 = start (no decay)
+    warmup_images: int = 0  # images of linear warm-up from 0 to start; 0 = none
+    length_images: int = 0  # images seen when the value reaches end (R3GAN's CIFAR-10 recipe: 20_000_000)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """`[schedule]`: warm-up and decay of training values over images seen (docs/schedules.md).
+    The start of each is the configured value unless its `start` says otherwise."""
+
+    lr_G: ValueSchedule = ValueSchedule()  # schedules optim.G.lr
+    lr_D: ValueSchedule = ValueSchedule()  # schedules optim.D.lr (lazy R1/R2's adjustment applies to the scheduled value)
+    beta2_G: ValueSchedule = ValueSchedule()  # schedules optim.G.betas[1]
+    beta2_D: ValueSchedule = ValueSchedule()  # schedules optim.D.betas[1]
+    r1_gamma: ValueSchedule = ValueSchedule()  # schedules loss.r1_gamma (needs loss.r1_gamma > 0)
+    r2_gamma: ValueSchedule = ValueSchedule()  # schedules loss.r2_gamma (needs loss.r2_gamma > 0)
+    ema_halflife_images: ValueSchedule = ValueSchedule()  # schedules tricks.ema_halflife_images (ema_rampup still caps it)
+    # schedules augment.p with a fixed p; with ADA (augment.target > 0) a ceiling on ADA's p, which ADA still moves below it
+    augment_p: ValueSchedule = ValueSchedule()
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -188,3 +218,4 @@ class Config:
     tricks: TricksConfig = TricksConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    schedule: ScheduleConfig = ScheduleConfig()

@@ -32,25 +32,32 @@ class PenaltyInputs:
 Penalty = Callable[[PenaltyInputs], Tensor]
 
 
+@dataclass
+class ZeroCentredPenalty:
+    """gamma/2 * E[||grad_x D(x)||^2] on one side's images: R1 on real ones (Mescheder et al. 2018,
+    arXiv:1801.04406), R2 on generated ones, R1's twin, which R3GAN adds so that both sides of the
+    game are regularised (Huang et al. 2024, arXiv:2501.05441).
+
+    `gamma` is a host float that a schedule may set between steps (fastgan.train.schedule): these
+    penalties always run eagerly (double backward), so a new value needs no recompile."""
+
+    gamma: float
+    side: str  # "real" (R1) or "gen" (R2)
+
+    def __call__(self, x: PenaltyInputs) -> Tensor:
+        logits, images = (x.real_logits, x.real) if self.side == "real" else (x.gen_logits, x.gen)
+        grad = x.input_grad(logits.float().sum(), images)
+        return 0.5 * self.gamma * grad.float().square().flatten(1).sum(1).mean()
+
+
 def r1_penalty(gamma: float) -> Penalty:
-    """gamma/2 * E[||grad_x D(x)||^2] on real images (Mescheder et al. 2018, arXiv:1801.04406)."""
-
-    def penalty(x: PenaltyInputs) -> Tensor:
-        grad = x.input_grad(x.real_logits.float().sum(), x.real)
-        return 0.5 * gamma * grad.float().square().flatten(1).sum(1).mean()
-
-    return penalty
+    """R1: the zero-centred penalty on real images."""
+    return ZeroCentredPenalty(gamma, "real")
 
 
 def r2_penalty(gamma: float) -> Penalty:
-    """gamma/2 * E[||grad_x D(x)||^2] on generated images: R1's twin, which R3GAN adds so that
-    both sides of the game are regularised (Huang et al. 2024, arXiv:2501.05441)."""
-
-    def penalty(x: PenaltyInputs) -> Tensor:
-        grad = x.input_grad(x.gen_logits.float().sum(), x.gen)
-        return 0.5 * gamma * grad.float().square().flatten(1).sum(1).mean()
-
-    return penalty
+    """R2: the zero-centred penalty on generated images."""
+    return ZeroCentredPenalty(gamma, "gen")
 
 
 def gradient_penalty(weight: float) -> Penalty:

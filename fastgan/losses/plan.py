@@ -38,10 +38,14 @@ class RegularisationPlan:
     def adam(self, net: str, opt_cfg: Any) -> tuple[float, tuple[float, float]]:
         """The lr and betas network `net` ("G" or "D") runs Adam with: the config's, adjusted for D
         when it is regularised lazily."""
-        betas = (float(opt_cfg.betas[0]), float(opt_cfg.betas[1]))
+        return self.adjust(net, opt_cfg.lr, (float(opt_cfg.betas[0]), float(opt_cfg.betas[1])))
+
+    def adjust(self, net: str, lr: float, betas: tuple[float, float]) -> tuple[float, tuple[float, float]]:
+        """`lr` and `betas` (configured or scheduled: fastgan.train.schedule) as network `net` runs
+        Adam with them: adjusted for D when it is regularised lazily."""
         if net == "D" and self.every > 1:
-            return adam_for_lazy(opt_cfg.lr, betas, self.every)
-        return opt_cfg.lr, betas
+            return adam_for_lazy(lr, betas, self.every)
+        return lr, betas
 
 
 def regularisation_plan(lc: LossConfig) -> RegularisationPlan:

@@ -46,7 +46,13 @@ GROUPS = (
     Group("KID, in-training eval (lower is better; band: ± std over subsets)", ("kid",), "KID (unbiased MMD²)"),
     Group("Precision and recall, in-training eval (higher is better)", ("precision", "recall"), "fraction, 0 to 1"),
     Group("Fixed-z sample diversity (a fall from its best: mode collapse)", ("sample_diversity",), "per-pixel std, 0 to 255"),
-    Group("Augmentation probability (ADA)", ("augment_p",), "p, 0 to 1"),
+    Group(
+        "Augmentation probability (ADA's or the schedule's; _cap: a schedule's ceiling on ADA)", ("augment_p", "augment_p_cap"), "p, 0 to 1"
+    ),
+    Group("Scheduled learning rates ([schedule])", ("lr_G", "lr_D"), "lr (log scale)", True),
+    Group("Scheduled Adam beta2 ([schedule])", ("beta2_G", "beta2_D"), "beta2"),
+    Group("Scheduled R1/R2 weights ([schedule])", ("r1_gamma", "r2_gamma"), "gamma (log scale)", True),
+    Group("Scheduled G_ema half-life ([schedule])", ("ema_halflife_images",), "images"),
     Group("Steps skipped for inf/NaN gradients, per interval", ("skipped_D", "skipped_G", "skipped_reg"), "steps"),
 )
 

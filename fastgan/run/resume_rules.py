@@ -23,8 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastgan.config import Config, flatten, to_dict
+from fastgan.config import Config, ValueSchedule, flatten, to_dict
 from fastgan.errors import UsageError
+
+SCHEDULE_KEYS = tuple(ValueSchedule.__dataclass_fields__)
 
 MUTABLE_ON_RESUME = frozenset(
     [f"optim.{net}.{key}" for net in ("G", "D") for key in ("lr", "betas", "weight_decay")]
@@ -52,6 +54,12 @@ MUTABLE_ON_RESUME = frozenset(
         )
     ]
     + ["data.root", "data.num_workers", "data.download"]
+    # Schedules of the optimizer settings, for the reason optim.* may change: Adam's lr and betas
+    # are set from images seen before every step, so a new curve takes over at the resume's image
+    # count (the value may jump to it, as with --set optim.G.lr). The schedules of gamma, the EMA
+    # half-life and augmentation p stay refused, as loss.*, tricks.* and augment.* are: they define
+    # the experiment, not how fast it is optimized.
+    + [f"schedule.{value}_{net}.{key}" for value in ("lr", "beta2") for net in ("G", "D") for key in SCHEDULE_KEYS]
 )
 
 
@@ -69,7 +77,8 @@ def check_resume_changes(old: Config, new: Config, run_dir: Path | str, source: 
         shown = ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in refused)
         raise UsageError(
             f"{source}: {shown} cannot change when resuming {run_dir}: the checkpoint was trained with the run's config.toml; "
-            f"keep it, or start a new run with another --out (may change: optim.*, train.total_images, the intervals, ...)"
+            "keep it, or start a new run with another --out "
+            "(may change: optim.*, schedule.lr_*/beta2_*, train.total_images, the intervals, ...)"
         )
     return changes
 

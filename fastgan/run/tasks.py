@@ -67,6 +67,7 @@ class LogStats:
         values = trainer.step.stats.read(lambda x: acc.reduce(x, "mean"), lambda x: acc.reduce(x, "max"))  # syncs
         now = time.perf_counter()
         values["images_per_s"] = (trainer.cur_nimg - self.last_nimg) / max(now - self.last_time, 1e-9)
+        values.update(trainer.schedules.values(trainer.cur_nimg))  # [schedule]'s values here (host arithmetic)
         self.last_time, self.last_nimg = now, trainer.cur_nimg
         self.reporter.log(trainer.cur_nimg, values, failure_warnings(values, trainer.cfg))
         self.guard.update(values, trainer.cur_nimg)  # raises Diverged past train.nonfinite_budget

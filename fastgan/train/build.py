@@ -10,7 +10,7 @@ import copy
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
@@ -33,6 +33,7 @@ from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import LazyRegularizer, RegBatch, no_regularizer
 from fastgan.train.nets import Net
 from fastgan.train.phema import PowerEMAs
+from fastgan.train.schedule import Schedules, build_schedules
 from fastgan.train.setup import autocast_factory, make_optimizer, maybe_compile, maybe_compile_function, set_gpu_math
 from fastgan.train.step import GANStep, Objectives, d_objective, score_concat, score_separate
 from fastgan.train.tricks import InstanceNoise, Targets
@@ -47,6 +48,7 @@ class Trainer:
     per_process_batch: int
     precision: str  # train.precision with "auto" made concrete for this device: what the run computes in
     cur_nimg: int = 0
+    schedules: Schedules = field(default_factory=Schedules)  # [schedule]: values set before each step; none by default
 
     @property
     def G(self) -> nn.Module:
@@ -61,7 +63,9 @@ class Trainer:
         return self.step.G_ema
 
     def train_step(self, data: Iterator[Batch]) -> None:
-        """One GAN step (fastgan.train.step.GANStep) from `data`, counting the images it used."""
+        """One GAN step (fastgan.train.step.GANStep) from `data`, counting the images it used; the
+        scheduled values (lr, betas, gamma, EMA half-life, augmentation p) are set first, from images seen."""
+        self.schedules.apply(self.cur_nimg)
         self.cur_nimg = self.step(data, self.cur_nimg)
 
     def ready_G_ema(self) -> nn.Module:
@@ -153,4 +157,5 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)
-    return Trainer(cfg, accelerator, step, data, batch, precision)
+    schedules = build_schedules(cfg, opt_G=opt_G, opt_D=opt_D, plan=plan, ema=step.ema, augment=augment)
+    return Trainer(cfg, accelerator, step, data, batch, precision, schedules=schedules)

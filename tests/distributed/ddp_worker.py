@@ -43,6 +43,8 @@ def main() -> None:
         "augment": trainer.step.augment.state_dict(),  # ADA's p, the same on every process
         "ada_sum": own_sum(trainer),
         "phema": trainer.step.phema.flat.cpu(),  # post-hoc EMA's profiles (empty when off)
+        "schedules": trainer.schedules.values(trainer.cur_nimg),  # [schedule]'s values where the run stopped
+        "adam": {net: [(g["lr"], g["betas"]) for g in getattr(trainer.step, net).opt.param_groups] for net in ("G", "D")},
     }
     if os.environ.get("DDP_WORKER_RESTORE") == "1":
         saved = save_checkpoint(trainer, Path(out) / "run").path
