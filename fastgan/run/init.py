@@ -74,14 +74,13 @@ def model_mismatch(there: Config, here: Config) -> str | None:
 
 def tensor_mismatches(net: str, there: dict[str, torch.Tensor], here: dict[str, torch.Tensor]) -> list[str]:
     """Every tensor of `net` whose name or shape differs, in the model's own order."""
-    out = [f"{net}.{k} {list(v.shape)} here is missing there" for k, v in here.items() if k not in there]
-    out += [f"{net}.{k} {list(v.shape)} there is not in this model" for k, v in there.items() if k not in here]
-    out += [
-        f"{net}.{k} is {list(there[k].shape)} there and {list(v.shape)} here"
-        for k, v in here.items()
-        if k in there and there[k].shape != v.shape
-    ]
-    return out
+    out = []
+    for k, v in here.items():
+        if k not in there:
+            out.append(f"{net}.{k} {list(v.shape)} here is missing there")
+        elif there[k].shape != v.shape:
+            out.append(f"{net}.{k} is {list(there[k].shape)} there and {list(v.shape)} here")
+    return out + [f"{net}.{k} {list(v.shape)} there is not in this model" for k, v in there.items() if k not in here]
 
 
 def check_source(source: InitSource, cfg: Config, modules: dict[str, nn.Module]) -> None:
