@@ -48,6 +48,10 @@ def test_init_starts_a_new_run_from_the_sources_weights(cli: CliRunner, tiny_con
     assert start["event"] == "start" and start["nimg"] == 0
     assert start["init"] == {"path": str((source / "checkpoints" / "nimg-000000128").resolve()), "nets": ["D", "G", "G_ema"],
                              "source_nimg": 128}  # fmt: skip
+    # a resume of the fine-tuned run continues its own checkpoint: nothing is loaded from the source again
+    code, text = run(cli, "train", "--resume", out, "--set", "train.total_images=128")
+    assert code == 0 and "initialised" not in text, text
+    assert events(out)[-2]["event"] == "resume" and "init" not in events(out)[-2]
 
 
 def test_a_bare_generator_gives_G_and_G_ema_only(tiny_config: Path, source: Path) -> None:
