@@ -150,11 +150,19 @@ def train(
         typer.Option("--auto-resume", help="With CONFIG --out RUN: continue RUN if it has a checkpoint, else start it (for schedulers)"),
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init",
+            metavar="RUN|CHECKPOINT|FILE",
+            help="Fine-tune: a new run starting from the G, D and G_ema of this run, checkpoint or generator.safetensors",
+        ),
+    ] = None,
 ) -> None:
     """Train a GAN from a config preset."""
     from fastgan.commands.train import TrainArgs, run_train
 
-    run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run))
+    run_train(TrainArgs(config, set_ or [], out, resume, from_, auto_resume, dry_run, init))
 
 
 SigmaRelOption = Annotated[

@@ -41,6 +41,7 @@ def validate(cfg: Config) -> None:
         "train.checkpoint_every": t.checkpoint_every,
         "train.num_samples": t.num_samples,
         "tricks.d_steps": tr.d_steps,
+        "train.accumulate": t.accumulate,
         "model.z_dim": cfg.model.z_dim,
         "model.dcgan.width": cfg.model.dcgan.width,
     }
@@ -49,6 +50,13 @@ def validate(cfg: Config) -> None:
             raise UsageError(f"{key} = {value}: must be at least 1")
     check_eval(cfg)
     check_phema(cfg)
+    if t.batch_size % t.accumulate:
+        raise UsageError(
+            f"train.accumulate = {t.accumulate} must divide each process's share of train.batch_size = {t.batch_size}; "
+            "choose a divisor, e.g. 2 or 4"
+        )
+    if tr.freeze_d < 0:
+        raise UsageError(f"tricks.freeze_d = {tr.freeze_d}: must be 0 (off) or a number of D blocks")
     if t.nonfinite_budget < -1:
         raise UsageError(f"train.nonfinite_budget = {t.nonfinite_budget}: must be -1 (one log interval) or a number of images >= 0")
     if t.timeout_s < 1:

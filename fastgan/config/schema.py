@@ -115,6 +115,9 @@ class TricksConfig:
     g_latents: str = choice("fresh", "fresh", "reuse")
     ema_halflife_images: int = 10_000  # G_ema half-life in images seen (Karras et al.); 0 = copy
     ema_rampup: float = 0.05  # half-life is at most this fraction of images seen (StyleGAN2-ADA); 0 = off
+    # FreezeD (Mo et al. 2020, arXiv:2002.10964): D's first N blocks from the input take no gradient,
+    # for fine-tuning with train.init (fastgan train CONFIG --init RUN); 0 = off
+    freeze_d: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,12 @@ class AugmentConfig:
 class TrainConfig:
     seed: int = 0  # seeds G's and D's initialisation, the latents, the data order and the sample grid
     batch_size: int = 64  # global batch: split evenly across processes
+    # Gradient accumulation: each process's share of the batch runs as this many micro-batches per
+    # phase, with one optimizer step; BatchNorm sees micro-batches (docs/training-extras.md)
+    accumulate: int = 1
+    # Fine-tuning: a run folder, checkpoint folder or generator.safetensors whose G, D and G_ema start
+    # this new run (set by fastgan train CONFIG --init PATH); optimizers and counters start fresh; "" = off
+    init: str = ""
     total_images: int = 300_000  # real images shown to D over the whole run
     # auto: bf16 where the hardware computes in it (CUDA GPUs from Ampere on; CPUs with avx512_bf16
     # or AMX), else no; elsewhere bf16 is emulated and ~20x slower (docs/NOTES.md). A checkpoint

@@ -14,11 +14,14 @@ from torch import nn
 
 from fastgan.config import ModelConfig
 from fastgan.errors import UsageError
+from fastgan.models.blocks import HasBlocks, freeze_blocks
 from fastgan.models.dcgan import build_dcgan
 from fastgan.models.dcgan28 import build_dcgan28
 from fastgan.models.mlp import build_mlp
 from fastgan.models.r3gan import build_r3gan, check_r3gan
 from fastgan.models.tutorial_dcgan import build_tutorial_dcgan
+
+__all__ = ["MODELS", "HasBlocks", "build_models", "check_model", "freeze_blocks"]
 
 
 @dataclass(frozen=True)

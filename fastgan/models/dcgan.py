@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fastgan.config import ModelConfig
+from fastgan.models.blocks import body_blocks
 from fastgan.models.conditioning import LatentInput, d_conditioning, dcgan_init
 
 
@@ -56,6 +57,10 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Flatten())  # [B, top * 4 * 4]
         self.body = nn.Sequential(*layers)
         dcgan_init(self)
+
+    def blocks(self) -> list[nn.Module]:
+        """The layers of body with parameters, from the input on (FreezeD: fastgan.models.blocks)."""
+        return body_blocks(self.body)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.planes(images, labels)), labels)  # [B] logits

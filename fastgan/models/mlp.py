@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fastgan.config import ModelConfig
+from fastgan.models.blocks import body_blocks
 from fastgan.models.conditioning import LatentInput, LogitHead
 
 
@@ -49,6 +50,10 @@ class MLPDiscriminator(nn.Module):
             width = size
         self.body = nn.Sequential(*layers)
         self.head = LogitHead(in_features=width, num_classes=num_classes, projection=conditional and mode == "projection")
+
+    def blocks(self) -> list[nn.Module]:
+        """The layers of body with parameters, from the input on (FreezeD: fastgan.models.blocks)."""
+        return body_blocks(self.body)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = images.flatten(1)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastgan.config import ModelConfig
+from fastgan.models.blocks import body_blocks
 from fastgan.models.conditioning import LatentInput, d_conditioning
 
 LEAK = 0.2
@@ -150,6 +151,10 @@ class R3GANDiscriminator(nn.Module):
         # the basis' mirror: a depthwise b x b conv over the whole b x b map -> [B, w0, 1, 1]
         layers += [msr_init(nn.Conv2d(widths[-1], widths[-1], side, groups=widths[-1], bias=False), 1.0), nn.Flatten()]
         self.body = nn.Sequential(*layers)
+
+    def blocks(self) -> list[nn.Module]:
+        """The layers of body with parameters, from the input on (FreezeD: fastgan.models.blocks)."""
+        return body_blocks(self.body)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.planes(images, labels)), labels)  # [B] logits

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fastgan.config import ModelConfig
+from fastgan.models.blocks import body_blocks
 from fastgan.models.conditioning import LatentInput, d_conditioning
 
 
@@ -58,6 +59,10 @@ class TutorialDiscriminator(nn.Module):
             nn.Linear(1024, 1024),
             nn.LeakyReLU(0.01),
         )
+
+    def blocks(self) -> list[nn.Module]:
+        """The layers of body with parameters, from the input on (FreezeD: fastgan.models.blocks)."""
+        return body_blocks(self.body)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.planes(images, labels)), labels)  # [B] logits (FC 1024 -> 1 is head.linear)

@@ -6,6 +6,8 @@ Three ways in:
   a folder it did not create (fastgan.run.folder).
 - `--resume RUN [--from nimg-N] [--set ...]` continues RUN from its newest (or the named)
   checkpoint; `--set` may change only what fastgan.run.resume_rules allows.
+- `CONFIG --init SOURCE` starts a new run whose G, D and G_ema come from SOURCE (fine-tuning,
+  fastgan.run.init); it is recorded as `train.init` in the run's config.toml.
 - `CONFIG --out RUN --auto-resume` is idempotent, for schedulers and elastic restarts: it
   continues RUN if RUN has a checkpoint and starts it otherwise. When CONFIG and `--set` are
   what RUN was started with, RUN's config.toml wins (it may hold later changes); any other
@@ -15,7 +17,7 @@ Three ways in:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ class TrainArgs:
     from_: str | None = None
     auto_resume: bool = False
     dry_run: bool = False
+    init: Path | None = None  # --init: a new run from another run's weights
 
 
 @dataclass
@@ -69,6 +72,10 @@ def check_flags(a: TrainArgs) -> None:
         raise UsageError(f"--out {a.out} and --resume {a.resume} name different folders: a resumed run stays in its folder; drop --out")
     if a.auto_resume and (a.config is None or a.out is None):
         raise UsageError("--auto-resume needs CONFIG and --out RUN, e.g. fastgan train fashion-r3gan --out runs/f1 --auto-resume")
+    if a.init is not None and a.resume is not None:
+        raise UsageError(
+            f"--init {a.init} starts a new run from another run's weights, --resume {a.resume} continues a run; give one of them"
+        )
     if a.config is None and a.resume is None:
         raise UsageError("missing CONFIG: e.g. fastgan train fashion-r3gan (the quickstart; fastgan presets lists all), or --resume RUN")
 
@@ -91,6 +98,11 @@ def plan_run(a: TrainArgs) -> Plan:
 
     assert a.config is not None
     requested = load_config(a.config, a.overrides)
+    if a.init is not None:  # recorded in config.toml as where the run came from; loaded by fastgan.run.init
+        files.check_utf8(a.init, "--init")
+        if not a.init.exists():
+            raise UsageError(f"--init {a.init}: does not exist; give a run folder, checkpoint folder or generator.safetensors")
+        requested = replace(requested, train=replace(requested.train, init=str(a.init.resolve())))
     run_dir = a.out or run_dir_default(a.config)
     files.check_utf8(run_dir, "--out")  # TensorBoard, JSON and the report cannot name it: refused before any folder is made
     kind = rf.inspect(run_dir, "--out")

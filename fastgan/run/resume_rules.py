@@ -8,6 +8,11 @@ the same run is computed, not what it computes, and a run must be able to move m
 Everything else (model, loss, data source, batch size, precision, tricks, seed, ...) would not
 match the checkpoint or would silently change the experiment: refused with exit code 2.
 
+`train.accumulate` may change: it splits the same global batch into more or fewer micro-batches
+for the same mean gradient (equal to float rounding without BatchNorm), and everything a run
+counts is in images, so checkpoints, EMA, lazy regularisation and ADA go on as before. It is how
+a run moves to a device with less memory. With BatchNorm, the batch statistics change with it.
+
 The precision a run computes in never changes, but `train.precision = "auto"` is made concrete
 on each machine (bf16 where the hardware computes in it, else "no"). So every checkpoint
 records the precision it was trained in (`precision` in state.pt), and a resume must compute in
@@ -51,6 +56,10 @@ MUTABLE_ON_RESUME = frozenset(
             "channels_last",
             "tf32",
             "cudnn_benchmark",
+            # the same gradient of the same global batch, computed in more or fewer micro-batches: a memory
+            # knob, so a run can move to a smaller device. Counted in images, nothing else moves. Models with
+            # BatchNorm see other batch statistics from then on (docs/training-extras.md).
+            "accumulate",
         )
     ]
     + ["data.root", "data.num_workers", "data.download"]

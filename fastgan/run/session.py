@@ -22,6 +22,8 @@ from fastgan.errors import FastganError, PeerFailure, StorageError, UsageError
 from fastgan.run import checkpoint as ckpt
 from fastgan.run import folder as rf
 from fastgan.run.eval_hook import EvalHook
+from fastgan.run.init import describe as describe_init
+from fastgan.run.init import init_from
 from fastgan.run.lock import Lock, acquire_lock
 from fastgan.run.peers import PeerWatch
 from fastgan.run.plan import Plan
@@ -52,6 +54,9 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
         # Built here, before the run folder exists: a missing test split is a usage error that leaves nothing behind.
         hooks.append(EvalHook(cfg, accelerator))
     notes = restore(trainer, plan.checkpoint) if plan.checkpoint is not None else []
+    init = init_from(trainer, Path(cfg.train.init)) if plan.checkpoint is None and cfg.train.init else None  # fine-tuning
+    if init is not None:
+        notes.append(describe_init(init))
     if trainer.cur_nimg >= cfg.train.total_images:
         if auto_resume:  # idempotent: a finished run stays finished
             if main:
@@ -67,7 +72,7 @@ def run_train(plan: Plan, auto_resume: bool) -> None:
     if main:
         try:
             where = f"{accelerator.num_processes} process(es) on {accelerator.device}"
-            lock = prepare_folder(plan, trainer.cur_nimg, notes, where, trainer.precision)
+            lock = prepare_folder(plan, trainer.cur_nimg, notes, where, trainer.precision, init.record() if init else None)
         except (UsageError, StorageError) as e:
             error, full_disk = str(e), isinstance(e, StorageError)
     if accelerator.num_processes > 1:
@@ -127,9 +132,10 @@ def train(trainer: Trainer, run_dir: Path, reporter: Reporter, extra: list[Task]
         reporter.finish(trainer.cur_nimg)
 
 
-def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, precision: str) -> Lock:
+def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, precision: str, init: dict | None = None) -> Lock:
     """Main process: lock the run folder, mark it, and bring its logs back to `cur_nimg`;
-    the start or resume event records where it runs and the precision it computes in."""
+    the start or resume event records where it runs, the precision it computes in, and what a
+    fine-tuned run was initialised from (`init`: path, nets, the source's images seen)."""
     run_dir, cfg = plan.run_dir, plan.cfg
     flag = "--out" if plan.checkpoint is None else "--resume"
     try:
@@ -172,6 +178,7 @@ def prepare_folder(plan: Plan, cur_nimg: int, notes: list[str], where: str, prec
             where=where,
             precision=precision,
             notes=lines,
+            **({"init": init} if init else {}),
         )
     except OSError as e:
         lock.release()

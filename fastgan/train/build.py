@@ -26,7 +26,7 @@ from fastgan.errors import UsageError
 from fastgan.hardware import resolve_precision
 from fastgan.losses import get_loss
 from fastgan.losses.plan import regularisation_plan
-from fastgan.models import build_models
+from fastgan.models import build_models, freeze_blocks
 from fastgan.stats import DeviceStats
 from fastgan.train.ema import EMA, recalibrate_batchnorm
 from fastgan.train.latents import LatentSampler
@@ -86,6 +86,11 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     if cfg.model.conditional and source.num_classes > cfg.model.num_classes:
         raise UsageError(f"model.num_classes = {cfg.model.num_classes}, but data.source {source.name!r} has {source.num_classes} classes")
     batch = cfg.train.batch_size // world
+    if batch % cfg.train.accumulate:
+        raise UsageError(
+            f"train.accumulate = {cfg.train.accumulate} must divide each process's share of the batch "
+            f"({cfg.train.batch_size} over {world} processes = {batch}); choose a divisor of {batch}"
+        )
     plan = regularisation_plan(cfg.loss)
 
     set_gpu_math(cfg)
@@ -94,6 +99,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     G, D = G.to(device).to(memory_format=memory_format), D.to(device).to(memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    freeze_blocks(D, cfg.tricks.freeze_d, cfg.model.name)  # before the optimizer and DDP: frozen for the whole run
     opt_G = make_optimizer(G, *plan.adam("G", cfg.optim.G), cfg.optim.G.weight_decay, device)
     opt_D = make_optimizer(D, *plan.adam("D", cfg.optim.D), cfg.optim.D.weight_decay, device)
     with warnings.catch_warnings():
@@ -122,8 +128,9 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
     regularize: Callable[[int, RegBatch], None] = no_regularizer
     if plan.lazy:  # R1/R2 as their own eager D step, every plan.every D steps
         regularize = LazyRegularizer(
-            plan.lazy, every=plan.every, images_per_step=cfg.train.batch_size, D=D_net, autocast=autocast, augment=augment, stats=stats
-        )
+            plan.lazy, every=plan.every, images_per_step=cfg.train.batch_size, D=D_net, autocast=autocast, augment=augment, stats=stats,
+            accumulate=cfg.train.accumulate,
+        )  # fmt: skip
     step = GANStep(
         G=G_net,
         D=D_net,
@@ -154,6 +161,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
         phema=PowerEMAs(
             G, cfg.train.phema_sigma_rels if cfg.train.phema_every > 0 else (), images_per_step=cfg.train.batch_size * tr.d_steps
         ),
+        accumulate=cfg.train.accumulate,
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)

@@ -29,7 +29,7 @@ from fastgan.stats import DeviceStats
 from fastgan.train.ema import EMA
 from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import RegBatch
-from fastgan.train.nets import Net
+from fastgan.train.nets import Net, micro_batches
 from fastgan.train.phema import PowerEMAs
 from fastgan.train.tricks import InstanceNoise, Targets
 
@@ -93,6 +93,7 @@ class GANStep:
     stats: DeviceStats
     d_steps: int  # D phases per step, each on a fresh real batch
     phema: PowerEMAs = field(default_factory=PowerEMAs.off)  # post-hoc EMA's profiles (train.phema_every), or none
+    accumulate: int = 1  # micro-batches per phase (train.accumulate): one optimizer step over all of them
 
     def __post_init__(self) -> None:
         device = self.latents.device
@@ -136,50 +137,57 @@ class GANStep:
         self.last_real = (real_img, real_labels)
         real = self.noise(to_signed_unit(real_img, self.minus_one), noise_std).requires_grad_(self.reg.needs_real_grad)
         gen = self.noise(gen, noise_std).requires_grad_(self.reg.needs_gen_grad)
-        with self.autocast():
-            with record_function("model:D.forward"):
-                real_logits, gen_logits = self.score(self.D.run, self.augment(real), real_labels, self.augment(gen), gen_labels)
-            loss, scores = self.objective.d(real_logits, gen_logits, *self.targets(self.batch))
-            inputs = PenaltyInputs(
-                D=self.augmented_D, real=real, real_logits=real_logits, gen=gen, gen_logits=gen_logits,
-                real_labels=real_labels, gen_labels=gen_labels, input_grad=self.D.input_grad,
-            )  # fmt: skip
-            with record_function("model:D.penalty"):
-                penalty = sum((p(inputs) for p in self.reg.in_step), self.zero)
-        norm, flags = self.D.backward_step(loss + penalty if self.reg.in_step else loss)
+        all_real_logits: list[Tensor] = []  # each micro-batch's, for ADA
+
+        def d_loss(real: Tensor, real_labels: Tensor, gen: Tensor, gen_labels: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+            with self.autocast():
+                with record_function("model:D.forward"):
+                    real_logits, gen_logits = self.score(self.D.run, self.augment(real), real_labels, self.augment(gen), gen_labels)
+                loss, scores = self.objective.d(real_logits, gen_logits, *self.targets(real.shape[0]))
+                inputs = PenaltyInputs(
+                    D=self.augmented_D, real=real, real_logits=real_logits, gen=gen, gen_logits=gen_logits,
+                    real_labels=real_labels, gen_labels=gen_labels, input_grad=self.D.input_grad,
+                )  # fmt: skip
+                with record_function("model:D.penalty"):
+                    penalty = sum((p(inputs) for p in self.reg.in_step), self.zero)
+            all_real_logits.append(real_logits)
+            return (loss + penalty if self.reg.in_step else loss), (loss.detach(), penalty.detach(), scores[0], scores[1])
+
+        parts = micro_batches(self.accumulate, real, real_labels, gen, gen_labels)
+        norm, flags, (loss, penalty, d_real, d_gen) = self.D.accumulate_step(d_loss, parts)
         self.stats.add(
-            "D", loss_D=loss.detach(), penalty_D=penalty.detach(), gnorm_D=norm, D_real=scores[0], D_gen=scores[1],
-            skipped_D=flags[0], nonfinite_loss_D=flags[1],
-        )  # fmt: skip
-        self.augment.observe(real_logits)  # ADA: sums sign(D(real)) on the device; else nothing
+            "D", loss_D=loss, penalty_D=penalty, gnorm_D=norm, D_real=d_real, D_gen=d_gen, skipped_D=flags[0], nonfinite_loss_D=flags[1]
+        )
+        # ADA: sums sign(D(real)) on the device, once per D phase; else nothing
+        self.augment.observe(all_real_logits[0] if self.accumulate == 1 else torch.cat(all_real_logits))
         return RegBatch(real, real_labels, gen, gen_labels)
 
-    def score_real_again(self) -> Tensor:
-        """D's logits on the last D phase's real batch, by the current D, without gradients
-        (they do not depend on G): R3GAN's G loss pairs them with D(G(z))."""
-        assert self.last_real is not None, "a G phase needs a D phase before it"
-        real_img, real_labels = self.last_real
+    def score_real_again(self, real_img: Tensor, real_labels: Tensor) -> Tensor:
+        """D's logits on (a micro-batch of) the last D phase's real batch, by the current D, without
+        gradients (they do not depend on G): R3GAN's G loss pairs them with D(G(z))."""
         with torch.no_grad():
             return self.D.run(self.augment(to_signed_unit(real_img, self.minus_one)), real_labels)
 
-    def no_real_logits(self) -> Tensor:
+    def no_real_logits(self, real_img: Tensor, real_labels: Tensor) -> Tensor:
         return self.zero  # losses without g_uses_real ignore it
 
     def g_phase(self, cur_nimg: int) -> None:
         z, gen_labels = self.latents.for_G()
-        # D's parameters take no gradient in this phase, and DDP does not all-reduce them.
-        self.D.module.requires_grad_(False)
-        try:
-            with self.D.no_sync(), self.autocast():
+        assert self.last_real is not None, "a G phase needs a D phase before it"
+
+        def g_loss(z: Tensor, gen_labels: Tensor, real_img: Tensor, real_labels: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+            with self.autocast():
                 with record_function("model:G.forward"):
                     gen = self.G.run(z, gen_labels)
                 with record_function("model:D.forward"):
                     gen_logits = self.D.run(self.augment(gen), gen_labels)
-                    real_logits = self.g_real_logits()
+                    real_logits = self.g_real_logits(real_img, real_labels)
                 loss = self.objective.g(gen_logits, real_logits)
-            norm, flags = self.G.backward_step(loss)
-        finally:  # an exception here must not leave D frozen for whatever runs next
-            self.D.module.requires_grad_(True)
+            return loss, (loss.detach(),)
+
+        # D's parameters take no gradient in this phase, and DDP does not all-reduce them.
+        with self.D.frozen(), self.D.no_sync():
+            norm, flags, (loss,) = self.G.accumulate_step(g_loss, micro_batches(self.accumulate, z, gen_labels, *self.last_real))
         self.ema.update(self.G.module, flags[0], cur_nimg)  # a true no-op when G's step was skipped
         self.phema.update(self.G.module, flags[0], cur_nimg)  # post-hoc EMA's profiles, the same way (or nothing)
-        self.stats.add("G", loss_G=loss.detach(), gnorm_G=norm, skipped_G=flags[0], nonfinite_loss_G=flags[1])
+        self.stats.add("G", loss_G=loss, gnorm_G=norm, skipped_G=flags[0], nonfinite_loss_G=flags[1])
