@@ -3,7 +3,8 @@
 Every file is written under a temporary name beside its destination (the same folder, so the same
 file system), flushed and fsynced, then renamed over it with `os.replace`, which is atomic: killed
 at any moment, even by SIGKILL, the destination holds the earlier file or the whole new one, never
-half of either. `replacing` is that one mechanism; `write_atomic`, `write_json` and the streamed
+half of either (a SIGKILLed writer's temporary file is removed by the next write of the same
+destination). `replacing` is that one mechanism; `write_atomic`, `write_json` and the streamed
 `.npy` writers are built on it. JSON is strict: NaN and inf are written as null, never as the
 bare `NaN` that strict parsers reject.
 
@@ -39,6 +40,30 @@ def temp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Remove what a killed writer of `path` left beside it (`.NAME.tmp-PID` of a process that is
+    gone): SIGKILL gives no chance to clean up, so the next write of the same file does. A live
+    process's file, or one of another machine's process on a shared disk that happens to have a
+    live PID here, is left alone."""
+    prefix = f".{path.name}.tmp-"
+    with contextlib.suppress(OSError):
+        for old in path.parent.iterdir():
+            pid = old.name[len(prefix) :]
+            if old.name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def storage_error(e: OSError, path: Path, then: str = RETRY) -> StorageError:
     """One line for a write that failed, naming the file: what to free or fix, and `then` what to run."""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -61,6 +86,7 @@ def replacing(path: Path, then: str = RETRY) -> Iterator[IO[bytes]]:
     success; on any failure the temporary file is removed and `path` is untouched (an OSError
     becomes a StorageError naming `path`)."""
     tmp = temp_beside(path)
+    remove_stale_temps(path)
     try:
         with open(tmp, "wb") as f:
             yield f

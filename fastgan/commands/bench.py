@@ -80,8 +80,8 @@ def run_bench(
     base = tuple(overrides) + ((f"train.batch_size={batches[0]}",) if batches else ())
     cfg = load_config(config, base)
     validate(cfg)
-    if budget is not None and budget <= 0:
-        raise UsageError(f"--budget {budget:g}: must be positive, e.g. 300 (seconds for the whole grid or batch list)")
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UsageError(f"--budget {budget:g}: must be a positive number of seconds, e.g. 300 (for the whole grid or batch list)")
     if grid and ladder:
         raise UsageError("--grid and --ladder: choose one (the grid measures every combination; the ladder one change at a time)")
     if cells and not grid:

@@ -27,14 +27,27 @@ def find_generator(path: Path) -> tuple[Config, dict[str, torch.Tensor], str]:
         found = ckpt.list_checkpoints(run)
         others = f"a complete one, e.g. {found[-1]}, or the run folder {run}" if found else f"the run folder {run}"
         raise UsageError(f"{path}: this checkpoint has no state.pt (cut short while saving, or removed); give {others}")
+    if any(path.glob("rng-rank*.pt")):  # a checkpoint folder on its own (copied out of its run), its state.pt gone
+        raise UsageError(
+            f"{path}: a checkpoint folder without its state.pt (cut short while saving, or removed), so it holds no "
+            "generator; give a complete checkpoint, its run folder, or a generator.safetensors"
+        )
     if (path / "config.toml").is_file():  # a run folder
         if (path / "generator.safetensors").is_file():
             return find_generator(path / "generator.safetensors")
         found = ckpt.list_checkpoints(path)
         if not found:
-            raise UsageError(f"{path}: the run has no generator.safetensors and no complete checkpoint yet; wait for its first checkpoint")
+            raise UsageError(f"{path}: the run has no generator.safetensors and no complete checkpoint {no_checkpoint_yet(path)}")
         return find_generator(found[-1])
     raise UsageError(f"{path}: not a run folder, checkpoint folder or .safetensors file (no config.toml, state.pt or generator there)")
+
+
+def no_checkpoint_yet(run: Path) -> str:
+    """Why a run folder has no complete checkpoint: none written yet, or every one cut short."""
+    folder = run / "checkpoints"
+    if folder.is_dir() and any(p.name.startswith("nimg-") for p in folder.iterdir()):
+        return "(each one in checkpoints/ lacks its state.pt: cut short while saving, or removed); nothing here can be sampled"
+    return "yet; wait for its first checkpoint"
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:

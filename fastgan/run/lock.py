@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastgan import files
 from fastgan.errors import UsageError
 from fastgan.run.folder import now
 
@@ -112,13 +113,8 @@ def _stale(held: dict[str, Any], path: Path, me: dict[str, Any]) -> str:
         return f"not refreshed for {age:.0f} s"
     if me["slurm_job"] and held.get("slurm_job") == me["slurm_job"]:
         return f"an earlier run of SLURM job {me['slurm_job']}"
-    if held.get("host") == me["host"] and isinstance(held.get("pid"), int):
-        try:
-            os.kill(held["pid"], 0)
-        except ProcessLookupError:
-            return "its process is gone"
-        except PermissionError:
-            return ""
+    if held.get("host") == me["host"] and isinstance(held.get("pid"), int) and not files.process_alive(held["pid"]):
+        return "its process is gone"
     return ""
 
 

@@ -9,8 +9,11 @@ line comes between them (fastgan.progress: the first within 10 s, then at most e
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +81,9 @@ class Reporter:
             from torch.utils.tensorboard import SummaryWriter
 
             purge = None if purge_after is None else purge_after + 1
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+            quiet_tensorboard_thread()
+            with tensorboard_errors(run_dir / "tensorboard"):
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         self.started = time.time()
         self.timeline = TimelineWriter(run_dir / "samples")
         self.lines = LineClock()  # plain progress lines, where there is no bar
@@ -131,9 +136,10 @@ class Reporter:
             },
         }
         if self.writer is not None:
-            for k, v in record.items():
-                if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
-                    self.writer.add_scalar(k, v, cur_nimg)
+            with tensorboard_errors(self.run_dir / "tensorboard"):
+                for k, v in record.items():
+                    if k not in ("nimg", "time_s") and v is not None and math.isfinite(v):
+                        self.writer.add_scalar(k, v, cur_nimg)
         record.update(self.carried)  # already in TensorBoard at the images seen they were measured at
         self.carried = {}
         files.append_line(self.run_dir / "metrics.jsonl", json_line(record), files.THEN_RESUME)
@@ -150,7 +156,8 @@ class Reporter:
 
     def scalar(self, cur_nimg: int, name: str, value: float) -> None:
         if self.writer is not None:
-            self.writer.add_scalar(name, value, cur_nimg)
+            with tensorboard_errors(self.run_dir / "tensorboard"):
+                self.writer.add_scalar(name, value, cur_nimg)
 
     def carry(self, cur_nimg: int, name: str, value: float) -> None:
         """A value measured at its own interval (e.g. a sample grid's diversity): TensorBoard now,
@@ -174,7 +181,8 @@ class Reporter:
         if not self.enabled:
             return
         if self.writer is not None:
-            self.writer.add_image("samples", image_hwc, cur_nimg, dataformats="HWC")
+            with tensorboard_errors(self.run_dir / "tensorboard"):
+                self.writer.add_image("samples", image_hwc, cur_nimg, dataformats="HWC")
         self.timeline.update()
 
     def elapsed(self) -> float:
@@ -193,4 +201,34 @@ class Reporter:
         if self.enabled:
             self.timeline.flush()
         if self.writer is not None:
-            self.writer.close()
+            with tensorboard_errors(self.run_dir / "tensorboard"):
+                self.writer.close()
+
+
+@contextlib.contextmanager
+def tensorboard_errors(folder: Path) -> Iterator[None]:
+    """TensorBoard's writer raises a full disk without a file name (its thread wrote the file):
+    name the newest event file, so the run's one line says which file (fastgan.run.session)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            events = sorted(folder.glob("events.out.tfevents.*"), key=lambda f: f.stat().st_mtime)
+            e.filename = str(events[-1] if events else folder / "events.out.tfevents.*")  # not made yet: its pattern
+        raise
+
+
+def quiet_tensorboard_thread() -> None:
+    """TensorBoard's writer thread prints the traceback of an OSError (a full disk) before the
+    writer raises it again in the main thread, where it becomes one line: keep the one line."""
+    previous = threading.excepthook
+    if getattr(previous, "fastgan_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook.fastgan_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook

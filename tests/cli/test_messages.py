@@ -35,6 +35,22 @@ def test_checkpoints_missing_their_state_are_named_and_skipped_with_a_notice(cli
     assert code == 0 and "warning:" in text and "has no rng-rank0.pt" in text, text
 
 
+def test_a_lone_checkpoint_or_a_run_of_incomplete_ones_is_not_told_to_wait(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = train(cli, tiny_config, tmp_path / "run")
+    lone = tmp_path / "lone"
+    shutil.copytree(out / "checkpoints" / "nimg-000000128", lone)  # copied out of its run
+    (lone / "state.pt").unlink()
+    code, text = run(cli, "sample", lone, "--out", tmp_path / "l.png")
+    assert code == 2 and "a checkpoint folder without its state.pt" in text and "wait" not in text, text
+    (out / "generator.safetensors").unlink()
+    for name in ("nimg-000000064", "nimg-000000128"):
+        (out / "checkpoints" / name / "state.pt").unlink()  # no checkpoint of the run is complete now
+    code, text = run(cli, "sample", out, "--out", tmp_path / "r.png")
+    assert code == 2 and "lacks its state.pt" in text and "wait" not in text, text
+
+
 class FullFile:
     """A file on a full disk: it opens, but every write fails with ENOSPC."""
 
@@ -88,3 +104,20 @@ def test_a_source_of_another_size_or_mode_says_how_it_is_converted(cli: CliRunne
     code, text = run(cli, "train", tiny_config, "--out", tmp_path / "b", "--set", f"data.source=folder:{folder}", *small)
     assert code == 0, text
     assert "32 images converted as they are read to the model's 1x28x28: 32 to grey, 32 centre-cropped to a square" in text, text
+
+
+def test_a_full_disk_under_tensorboards_writer_is_one_line_naming_its_event_file(
+    cli: CliRunner, tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from tensorboard.summary.writer import record_writer
+
+    def full(self: Any, data: bytes) -> None:  # in TensorBoard's writer thread, as a real full disk is
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    out = tmp_path / "run"
+    code, text = run(cli, "train", tiny_config, "--out", out)
+    assert code == 4, text
+    [line] = [x for x in text.splitlines() if x.startswith("error:")]
+    assert f"disk full while writing {out / 'tensorboard'}/events.out.tfevents." in line, line
+    assert "Traceback" not in text + capfd.readouterr().err  # the writer thread's traceback is not printed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,21 @@ def test_destinations_are_checked_before_any_work(tmp_path: Path) -> None:
         files.check_folder_out(tmp_path, "--out")
     with pytest.raises(UsageError, match="GiB free"):
         files.check_free_space(tmp_path / "big.npy", 2**62, "--out")
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_of_the_same_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from fastgan import files
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f".out.npy.tmp-{dead.stdout.strip()}"  # what a SIGKILLed writer leaves
+    stale.write_bytes(b"half")
+    live = tmp_path / f".out.npy.tmp-{os.getppid()}"  # a writer still running: not ours to remove
+    live.write_bytes(b"busy")
+    other = tmp_path / f".other.npy.tmp-{dead.stdout.strip()}"  # another destination's: left for its own next write
+    other.write_bytes(b"x")
+    files.write_atomic(tmp_path / "out.npy", b"whole")
+    assert (tmp_path / "out.npy").read_bytes() == b"whole"
+    assert not stale.exists() and live.exists() and other.exists()
