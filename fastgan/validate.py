@@ -57,6 +57,11 @@ def validate(cfg: Config) -> None:
         )
     if tr.freeze_d < 0:
         raise UsageError(f"tricks.freeze_d = {tr.freeze_d}: must be 0 (off) or a number of D blocks")
+    if tr.g_latents == "keep" and (tr.d_steps != 1 or t.accumulate != 1 or t.compile == "reduce-overhead"):
+        raise UsageError(
+            'tricks.g_latents = "keep" holds the D phase\'s G forward for the G phase: it needs tricks.d_steps = 1, '
+            'train.accumulate = 1 and no CUDA graphs (train.compile = "reduce-overhead"); use "reuse" otherwise'
+        )
     if t.nonfinite_budget < -1:
         raise UsageError(f"train.nonfinite_budget = {t.nonfinite_budget}: must be -1 (one log interval) or a number of images >= 0")
     if t.timeout_s < 1:

@@ -111,8 +111,11 @@ class TricksConfig:
     d_batches: str = choice("separate", "separate", "concat")  # ganhacks #4: separate batches
     d_steps: int = 1  # D steps per G step, each on a fresh real batch
     # The G phase's latents: "fresh" draws new ones; "reuse" takes the last D phase's z and labels,
-    # as the classic MNIST GAN tutorials do (they regenerate the D step's images for the G step).
-    g_latents: str = choice("fresh", "fresh", "reuse")
+    # as the classic MNIST GAN tutorials do (they regenerate the D step's images for the G step);
+    # "keep" reuses them and the D phase's G forward itself, with its graph: the same losses and
+    # gradients as "reuse" with one G forward fewer (G's BatchNorm running statistics then move
+    # once per step; fastgan.train.generated)
+    g_latents: str = choice("fresh", "fresh", "reuse", "keep")
     ema_halflife_images: int = 10_000  # G_ema half-life in images seen (Karras et al.); 0 = copy
     ema_rampup: float = 0.05  # half-life is at most this fraction of images seen (StyleGAN2-ADA); 0 = off
     # FreezeD (Mo et al. 2020, arXiv:2002.10964): D's first N blocks from the input take no gradient,

@@ -29,6 +29,7 @@ from fastgan.losses.plan import regularisation_plan
 from fastgan.models import build_models, freeze_blocks
 from fastgan.stats import DeviceStats
 from fastgan.train.ema import EMA, recalibrate_batchnorm
+from fastgan.train.generated import generated_for
 from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import LazyRegularizer, RegBatch, no_regularizer
 from fastgan.train.nets import Net
@@ -144,7 +145,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
             world=world,
             device=device,
             seed=cfg.train.seed + 1,
-            reuse=tr.g_latents == "reuse",
+            reuse=tr.g_latents in ("reuse", "keep"),
         ),  # fmt: skip
         objective=Objectives(
             d=maybe_compile_function(d_objective(loss), cfg), g=maybe_compile_function(loss.g_loss, cfg), g_uses_real=loss.g_uses_real
@@ -162,6 +163,7 @@ def build_trainer(cfg: Config, accelerator: Accelerator, source: Source) -> Trai
             G, cfg.train.phema_sigma_rels if cfg.train.phema_every > 0 else (), images_per_step=cfg.train.batch_size * tr.d_steps
         ),
         accumulate=cfg.train.accumulate,
+        generated=generated_for(tr.g_latents),
     )
     spec = StreamSpec(batch, rank, world, cfg.train.seed, device, hflip=cfg.data.hflip, num_workers=cfg.data.num_workers)
     data = make_batches(cfg.data.backend, source, spec)

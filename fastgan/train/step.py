@@ -27,6 +27,7 @@ from fastgan.losses.penalties import PenaltyInputs
 from fastgan.losses.plan import RegularisationPlan
 from fastgan.stats import DeviceStats
 from fastgan.train.ema import EMA
+from fastgan.train.generated import KeepGraph, Regenerate
 from fastgan.train.latents import LatentSampler
 from fastgan.train.lazy_reg import RegBatch
 from fastgan.train.nets import Net, micro_batches
@@ -94,6 +95,7 @@ class GANStep:
     d_steps: int  # D phases per step, each on a fresh real batch
     phema: PowerEMAs = field(default_factory=PowerEMAs.off)  # post-hoc EMA's profiles (train.phema_every), or none
     accumulate: int = 1  # micro-batches per phase (train.accumulate): one optimizer step over all of them
+    generated: Regenerate | KeepGraph = field(default_factory=Regenerate)  # G's images for each phase (tricks.g_latents)
 
     def __post_init__(self) -> None:
         device = self.latents.device
@@ -130,10 +132,8 @@ class GANStep:
 
     def d_phase(self, real_img: Tensor, real_labels: Tensor, noise_std: float) -> RegBatch:
         z, gen_labels = self.latents.for_D()
-        with torch.no_grad(), self.autocast(), record_function("model:G.forward"):
-            # a copy in fp32: under CUDA graphs G's output lives in the graph pool and must not
-            # be held across D's replays; under autocast it is bf16/fp16 and D wants fp32 input
-            gen = self.G.run(z, gen_labels).to(torch.float32, copy=True)
+        with self.autocast(), record_function("model:G.forward"):
+            gen = self.generated.for_D(self.G, z, gen_labels)  # fp32, detached (fastgan.train.generated)
         self.last_real = (real_img, real_labels)
         real = self.noise(to_signed_unit(real_img, self.minus_one), noise_std).requires_grad_(self.reg.needs_real_grad)
         gen = self.noise(gen, noise_std).requires_grad_(self.reg.needs_gen_grad)
@@ -178,7 +178,7 @@ class GANStep:
         def g_loss(z: Tensor, gen_labels: Tensor, real_img: Tensor, real_labels: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
             with self.autocast():
                 with record_function("model:G.forward"):
-                    gen = self.G.run(z, gen_labels)
+                    gen = self.generated.for_G(self.G, z, gen_labels)  # G(z) again, or the D phase's kept
                 with record_function("model:D.forward"):
                     gen_logits = self.D.run(self.augment(gen), gen_labels)
                     real_logits = self.g_real_logits(real_img, real_labels)

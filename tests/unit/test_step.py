@@ -384,3 +384,36 @@ def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_first
     assert graphs_after_first <= 8
     assert not any(k.startswith("_orig_mod.") for k in compiled.G.state_dict())  # checkpoints keep plain keys
+
+
+def test_g_latents_keep_computes_what_reuse_does_with_one_G_forward_fewer(tiny_config: Path) -> None:
+    """"keep" hands the G phase the D phase's own G(z) and graph: the same weights as "reuse"
+    after a few steps (G's BatchNorm running statistics aside: they move once per step)."""
+    runs = {}
+    for mode in ("reuse", "keep"):
+        trainer = make(tiny_config, f"tricks.g_latents={mode}", "model.name=tutorial-dcgan", "model.z_dim=8")
+        G, calls = trainer.step.G, [0]
+        run = G.run
+
+        def counting(z: torch.Tensor, labels: torch.Tensor, run: Callable[..., torch.Tensor] = run, calls: list[int] = calls) -> torch.Tensor:
+            calls[0] += 1
+            return run(z, labels)
+
+        G.run = counting
+        steps(trainer, 3)
+        runs[mode] = (trainer, calls[0])
+    (reuse, reuse_calls), (keep, keep_calls) = runs["reuse"], runs["keep"]
+    assert (reuse_calls, keep_calls) == (6, 3)  # G runs once per step, not twice
+    for net in ("G", "D", "G_ema"):
+        a, b = getattr(reuse, net).state_dict(), getattr(keep, net).state_dict()
+        for k in a:
+            if "running_" not in k and "num_batches_tracked" not in k:
+                torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=f"{net}.{k}")
+
+
+@pytest.mark.parametrize("extra", ["tricks.d_steps=2", "train.accumulate=2"])
+def test_g_latents_keep_refuses_what_it_cannot_hold(tiny_config: Path, extra: str) -> None:
+    from fastgan.errors import UsageError
+
+    with pytest.raises(UsageError, match='g_latents = "keep"'):
+        make(tiny_config, "tricks.g_latents=keep", extra)
