@@ -165,6 +165,64 @@ def test_g_latents_reuse_under_cuda_graphs(recipe: Path) -> None:
     record(test="recipe/reuse/reduce-overhead", grad_error_graphs_vs_default=error)
 
 
+MOVING = [  # every scheduled value changes at every step of the checked window
+    *(f"schedule.{v}.{k}" for v in ("lr_G", "lr_D") for k in ("start=1e-3", "end=1e-4", "length_images=4000")),
+    *(f"schedule.{v}.{k}" for v in ("beta2_D", "r1_gamma", "r2_gamma", "ema_halflife_images", "augment_p")
+      for k in ("start=0.5", "end=0.1", "length_images=4000")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_scheduled_values_move_without_a_sync_or_a_recompile(recipe: Path, mode: str) -> None:
+    """[schedule] sets lr/betas (Adam's floats), gamma (the eager penalty's float), the EMA decay and
+    ADA's ceiling on p (a device tensor, filled in place) before each step: under CUDA graphs too,
+    no host sync and no new graph once warm."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    trainer = make(recipe, "train.precision=bf16", f"train.compile={mode}", *MOVING)
+    data = iter(trainer.data)
+    for step in range(1, WARMUP_STEPS + 1):
+        torch.manual_seed(1000 + step)
+        trainer.train_step(data)
+    torch.cuda.synchronize()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    before = trainer.schedules.values(trainer.cur_nimg)
+    batches = [next(data) for _ in range(CHECKED_STEPS)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        it = iter(batches)
+        for _ in range(CHECKED_STEPS):
+            trainer.train_step(it)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    after = trainer.schedules.values(trainer.cur_nimg)
+    assert all(after[k] != v for k, v in before.items()), (before, after)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs, "a moving scheduled value recompiled the step"
+    record(test=f"recipe/schedules/{mode}", graphs=graphs)
+
+
+@pytest.mark.parametrize("extra", [("train.accumulate=2",), ("tricks.g_latents=keep",)])
+def test_accumulation_and_the_kept_G_forward_match_eager_when_compiled(recipe: Path, extra: tuple[str, ...]) -> None:
+    """Two micro-batches per phase, or the D phase's G forward kept for the G phase, compiled
+    ("default") against eager: G's gradients agree to bf16 rounding."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    compiled = make(recipe, "train.precision=bf16", "train.compile=default", *extra)
+    eager = make(recipe, "train.precision=bf16", *extra)
+    iters = {id(t): iter(t.data) for t in (compiled, eager)}
+    for step in range(1, 4):
+        step_all([compiled, eager], iters, step)
+    torch.cuda.synchronize()
+    g = [torch.cat([p.grad.float().flatten() for p in t.G.parameters() if p.grad is not None]) for t in (compiled, eager)]
+    error = finite_error(g[0], g[1], same_skips=False)
+    assert error < 0.2, f"G's gradients with {extra} differ compiled vs eager by {error:.3g}"
+    record(test=f"recipe/{'/'.join(extra)}/default", grad_error_vs_eager=error)
+
+
 def test_one_max_autotune_run_of_the_recipe(recipe: Path) -> None:
     import torch._dynamo
 
