@@ -387,7 +387,7 @@ def test_compiled_step_matches_eager_and_does_not_recompile(tiny_config: Path) -
 
 
 def test_g_latents_keep_computes_what_reuse_does_with_one_G_forward_fewer(tiny_config: Path) -> None:
-    """"keep" hands the G phase the D phase's own G(z) and graph: the same weights as "reuse"
+    """The "keep" mode hands the G phase the D phase's own G(z) and graph: the same weights as "reuse"
     after a few steps (G's BatchNorm running statistics aside: they move once per step)."""
     runs = {}
     for mode in ("reuse", "keep"):
@@ -395,7 +395,9 @@ def test_g_latents_keep_computes_what_reuse_does_with_one_G_forward_fewer(tiny_c
         G, calls = trainer.step.G, [0]
         run = G.run
 
-        def counting(z: torch.Tensor, labels: torch.Tensor, run: Callable[..., torch.Tensor] = run, calls: list[int] = calls) -> torch.Tensor:
+        def counting(
+            z: torch.Tensor, labels: torch.Tensor, run: Callable[..., torch.Tensor] = run, calls: list[int] = calls
+        ) -> torch.Tensor:
             calls[0] += 1
             return run(z, labels)
 
