@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fastgan.train.phema import PowerEMAs
+from tests.gpu.test_cuda_step import steps_without_a_sync
 from tests.support import make
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -23,15 +24,7 @@ def test_phema_steps_make_no_host_sync_on_cuda(tiny_config: Path, compile_mode: 
     data = iter(trainer.data)
     for _ in range(3):  # reduce-overhead: warm up, record, replay
         trainer.train_step(data)
-    batches = [next(data) for _ in range(3)]
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        it = iter(batches)
-        for _ in range(3):
-            trainer.train_step(it)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    steps_without_a_sync(trainer, data, 3)
     flat = trainer.step.phema.flat
     assert flat.is_cuda and bool(torch.isfinite(flat).all())
     assert not torch.equal(flat[0], flat[1])  # two profiles, moving at their own rates

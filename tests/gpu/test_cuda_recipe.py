@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from fastgan.augment import ADJUST_EVERY, AdaptiveAugment
-from tests.gpu.test_cuda_step import record, relative_error
+from tests.gpu.test_cuda_step import record, relative_error, steps_without_a_sync
 from tests.support import REPO, make, write_recipe
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -90,15 +90,7 @@ def check_recipe(config: Path, precision: str, *extra: str, name: str) -> None:
     for trainer in (graphs, default):
         graphs_after_warmup = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         data = iters[id(trainer)]
-        batches = [next(data) for _ in range(CHECKED_STEPS)]  # the data fetch is checked in test_cuda_step.py
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            it = iter(batches)
-            for _ in range(CHECKED_STEPS):
-                trainer.train_step(it)  # lazy steps at D steps 6 and 8, ADA moves p after D step 8
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+        steps_without_a_sync(trainer, data, CHECKED_STEPS)  # lazy steps at D steps 6 and 8, ADA moves p after D step 8
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_warmup, "recompiled after a lazy step"
         stats = trainer.step.stats.read(lambda x: x, lambda x: x)
         assert all(math.isfinite(stats[k]) for k in ("loss_D", "loss_G", "penalty_reg_total")), stats
@@ -189,15 +181,7 @@ def test_scheduled_values_move_without_a_sync_or_a_recompile(recipe: Path, mode:
     torch.cuda.synchronize()
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     before = trainer.schedules.values(trainer.cur_nimg)
-    batches = [next(data) for _ in range(CHECKED_STEPS)]
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        it = iter(batches)
-        for _ in range(CHECKED_STEPS):
-            trainer.train_step(it)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    steps_without_a_sync(trainer, data, CHECKED_STEPS)
     after = trainer.schedules.values(trainer.cur_nimg)
     assert all(after[k] != v for k, v in before.items()), (before, after)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs, "a moving scheduled value recompiled the step"

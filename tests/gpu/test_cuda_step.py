@@ -46,6 +46,20 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-12))
 
 
+def steps_without_a_sync(trainer: Any, data: Any, n: int) -> None:
+    """`n` steps of batches fetched beforehand, with any host sync an error (the data fetch is
+    checked on its own)."""
+    batches = [next(data) for _ in range(n)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        it = iter(batches)
+        for _ in range(n):
+            trainer.train_step(it)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.fixture
 def gpu_config(tmp_path: Path, tiny_npy: Path) -> Path:
     cfg = tmp_path / "gpu.toml"
@@ -103,15 +117,7 @@ def check_path(config: Path, precision: str, compile_mode: str, d_batches: str, 
     assert all(math.isfinite(stats[k]) for k in ("loss_D", "loss_G", "gnorm_D", "gnorm_G")), stats
     data = iters[id(trainer)]
     graphs_after_warmup = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    batches = [next(data) for _ in range(CHECKED_STEPS)]  # the data fetch is checked on its own (below)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        it = iter(batches)
-        for _ in range(CHECKED_STEPS):
-            trainer.train_step(it)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    steps_without_a_sync(trainer, data, CHECKED_STEPS)  # the data fetch is checked on its own (below)
     stats = trainer.step.stats.read(lambda x: x, lambda x: x)
     assert all(math.isfinite(stats[k]) for k in ("loss_D", "loss_G")), stats
     assert stats["skipped_D_total"] == 0 or precision == "fp16"  # fp16 may back its scale off early
