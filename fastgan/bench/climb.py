@@ -93,6 +93,12 @@ def climb(
         files.write_json(json_out, {**meta, "rungs": [dataclasses.asdict(r) for r in results]})
         return
     print_table(results, f"fastgan bench: {config.stem}, global batch {cfg.train.batch_size}, {meta['device']}")
+    if best[0]:
+        from fastgan.bench.pick import pick_lines
+
+        first = next((r.images_per_s for r in results if r.images_per_s), None)
+        meta["pick"] = pick_lines(config, base, best[0], best[1], best[2], first, load_config(config, best[1]), device)
+        print("\n".join(meta["pick"]))
     if out is not None:
         for path in write(out, results, meta):
             print(f"wrote {path}", file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastgan.bench.sweep import Cell, Sweep, fastest, open_sweep, run_cells
-from fastgan.config import Config
+from fastgan.config import Config, load_config
 from fastgan.errors import UsageError
 
 PRECISIONS = ("no", "bf16")
@@ -120,7 +120,15 @@ def run_grid(
         print(f"fastest cell: {best.name}, {best.images_per_s:,.0f} images/s" if best else "fastest cell: none ran")
     if best is None:
         return None
-    return best.name, next(c.overrides for c in cells if c.name == best.name)
+    overrides = next(c.overrides for c in cells if c.name == best.name)
+    if sweep.accelerator.is_main_process:
+        from fastgan.bench.pick import pick_lines
+
+        first = next((r.images_per_s for r in sweep.results if r.images_per_s), None)
+        picked = load_config(config, base + overrides)
+        rate = best.images_per_s or 0.0
+        print("\n".join(pick_lines(config, base, best.name, base + overrides, rate, first, picked, sweep.accelerator.device)))
+    return best.name, overrides
 
 
 def grid_explain(sweep: Sweep) -> list[str]:

@@ -30,6 +30,33 @@ def test_bench_writes_json_markdown_and_plot(cli: CliRunner, tiny_config: Path, 
     assert "image files" in rungs["dali"]["skipped"]
     assert data["flops_per_step"] > 0
     assert (out / "bench.md").read_text().count("|") > 20 and (out / "bench.png").stat().st_size > 1000
+    fastest = max(("eager", "tensor"), key=lambda n: rungs[n]["images_per_s"])
+    assert data["best"] == fastest and f"would pick {fastest}: the fastest measured here" in result.output
+    command = next(line for line in data["pick"] if "fastgan train" in line)  # the pick as the --set lines that give it
+    assert ("--set data.backend=tensor" in command) == (fastest == "tensor") and "--set train.precision=no" in command
+    assert 'train.precision = "auto" gives' in data["pick"][-1]
+
+
+def test_the_pick_says_when_auto_would_not_train_with_the_fastest_precision(monkeypatch: pytest.MonkeyPatch, tiny_config: Path) -> None:
+    import torch
+
+    import fastgan.hardware as hardware
+    from fastgan.bench.pick import effective_overrides, pick_lines
+    from fastgan.config import load_config
+
+    base = ("train.batch_size=16",)
+    assert effective_overrides(base, (*base, "train.precision=no", "data.backend=tensor", "train.precision=bf16")) == [
+        "data.backend=tensor", "train.precision=bf16",
+    ]  # fmt: skip
+    monkeypatch.setattr(hardware, "has_bf16_units", lambda device: False)
+    cpu = torch.device("cpu")
+    bf16_cfg, fp32_cfg = (load_config(tiny_config, [f"train.precision={p}"]) for p in ("bf16", "no"))
+    bf16 = pick_lines(tiny_config, (), "bf16", ("train.precision=bf16",), 900.0, 450.0, bf16_cfg, cpu)
+    assert bf16[0] == "bench: would pick bf16: the fastest measured here, 900 images/s, 2.00x the first; to train with it:"
+    assert bf16[1] == f"  fastgan train {tiny_config} --set train.precision=bf16"
+    assert "gives fp32 here" in bf16[2] and bf16[2].endswith("but bf16 measured fastest: set train.precision=bf16")
+    fp32 = pick_lines(tiny_config, (), "tensor", ("train.precision=no",), 500.0, None, fp32_cfg, cpu)
+    assert fp32[2].endswith("as measured fastest") and "but" not in fp32[2]
 
 
 def test_unknown_rung_is_a_usage_error(cli: CliRunner, tiny_config: Path) -> None:
