@@ -15,6 +15,7 @@ sample grids, so the reconstruction only ever sees one path of training.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,17 +183,22 @@ def plan_reconstruction(snapshots: list[Snapshot], sigma_rel: float, nimg: int |
     return Reconstruction(sigma_rel, nimg, used, x, fit_error(nimgs, sigma_rels, nimg, sigma_rel, x))
 
 
-def combine(plan: Reconstruction) -> dict[str, torch.Tensor]:
-    """sum_i x_i theta_i over the snapshots, accumulated in float64 (the weights can be large and of
-    both signs), one snapshot in memory at a time; float32 on the CPU."""
-    from fastgan.run.generator import load_safetensors
-
+def weighted_sum(terms: Iterable[tuple[dict[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
+    """sum_i x_i theta_i, accumulated in float64 (the weights can be large and of both signs),
+    one theta_i needed at a time; float32 on the CPU."""
     total: dict[str, torch.Tensor] = {}
-    for s, x in zip(plan.snapshots, plan.coefficients, strict=True):
-        for name, value in load_safetensors(s.path).items():
+    for weights, x in terms:
+        for name, value in weights.items():
             term = value.to(torch.float64) * float(x)
             total[name] = total[name] + term if name in total else term
     return {name: value.to(torch.float32) for name, value in total.items()}
+
+
+def combine(plan: Reconstruction) -> dict[str, torch.Tensor]:
+    """The reconstruction's weights from its snapshot files, one file in memory at a time."""
+    from fastgan.run.generator import load_safetensors
+
+    return weighted_sum((load_safetensors(s.path), x) for s, x in zip(plan.snapshots, plan.coefficients, strict=True))
 
 
 def snapshot_run(path: Path) -> tuple[Path, Config, list[Snapshot]]:
