@@ -227,11 +227,12 @@ def export(
         Path,
         typer.Option("--onnx", metavar="FILE.onnx", help="The ONNX file: z (+ labels) -> float32 images [N, C, H, W] in [-1, 1], any N"),
     ],
+    sigma_rel: SigmaRelOption = None,
 ) -> None:
     """Write the EMA generator as an ONNX file, to sample with numpy and onnxruntime alone (docs/export.md)."""
     from fastgan.commands.export import run_export
 
-    run_export(source, onnx)
+    run_export(source, onnx, sigma_rel)
 
 
 class Split(StrEnum):
@@ -307,11 +308,15 @@ def ema(
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run folders to compare, and any bench.json files from `fastgan bench --out`")],
     out: Annotated[Path, typer.Option("--out", metavar="FILE", help="The HTML file to write")] = Path("report.html"),
+    sigma_rel: Annotated[
+        float | None,
+        typer.Option("--sigma-rel", help="Post-hoc EMA: beside each latest grid, G_ema rebuilt for this sigma_rel (runs with snapshots)"),
+    ] = None,
 ) -> None:
     """One self-contained HTML page: config differences, curves, sample timelines, warnings, bench results."""
     from fastgan.commands.report import run_report
 
-    run_report(paths, out)
+    run_report(paths, out, sigma_rel)
 
 
 @app.command(cls=Command)

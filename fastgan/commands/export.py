@@ -1,6 +1,7 @@
-"""`fastgan export SOURCE --onnx G.onnx`: the EMA generator of a run, a checkpoint or a
-safetensors file (found and loaded as `fastgan sample` does, fastgan.run.generator) as one ONNX
-file, to sample with numpy and onnxruntime alone (fastgan.sampling.onnx_export; docs/export.md).
+"""`fastgan export SOURCE --onnx G.onnx [--sigma-rel S]`: the EMA generator of a run, a checkpoint
+or a safetensors file (found and loaded as `fastgan sample` does, fastgan.run.generator), or the
+one post-hoc EMA rebuilds for sigma_rel S from a run's snapshots, as one ONNX file, to sample with
+numpy and onnxruntime alone (fastgan.sampling.onnx_export; docs/export.md).
 
 Everything a user can get wrong is refused before the generator is loaded: a SOURCE that is not
 there, an --onnx that is a folder, lies below a file or does not end in .onnx, and onnx or
@@ -40,15 +41,19 @@ def check_onnx_out(out: Path) -> None:
     files.check_file_out(out, "--onnx", "G.onnx")
 
 
-def run_export(source: Path, out: Path) -> None:
+def run_export(source: Path, out: Path, sigma_rel: float | None = None) -> None:
     if not source.exists():
         raise UsageError(f"{source}: no such file or folder; give a run folder, a checkpoint folder or a generator.safetensors")
     check_onnx_out(out)
     require_onnx()
-    from fastgan.run.generator import load_generator
+    import torch
+
+    from fastgan.run.posthoc_ema import check_sigma_rel, load_g_ema
     from fastgan.sampling.onnx_export import MAX_ABS_ERROR, OPSET, signature, to_onnx
 
-    cfg, G, where = load_generator(source)
+    if sigma_rel is not None:
+        check_sigma_rel(sigma_rel)
+    cfg, G, where = load_g_ema(source, sigma_rel, torch.device("cpu"))  # onnxruntime checks it on the CPU
     exported = to_onnx(G, cfg.model, where)
     if not exported.max_abs_error <= MAX_ABS_ERROR:  # also NaN
         raise FastganError(

@@ -131,14 +131,9 @@ def device() -> torch.device:
 
 
 def load_source(path: Path, sigma_rel: float | None) -> tuple[Config, torch.nn.Module, str]:
-    """The run's G_ema, or with `sigma_rel` the one post-hoc EMA rebuilds (fastgan.run.posthoc_ema)."""
-    from fastgan.run.generator import load_generator
-    from fastgan.run.posthoc_ema import reconstruct_generator
+    from fastgan.run.posthoc_ema import load_g_ema
 
-    if sigma_rel is None:
-        return load_generator(path)
-    cfg, G, where, _ = reconstruct_generator(path, sigma_rel, device())
-    return cfg, G, where
+    return load_g_ema(path, sigma_rel, device())
 
 
 def run_sample(

@@ -175,6 +175,9 @@ def samples_section(runs: list[Run]) -> str:
             figs.append(figure(run.timeline, "image/gif", f"{run.name} timeline", caption, display_width(run.timeline)))
         if run.latest_png is not None:
             figs.append(figure(run.latest_png, "image/png", f"{run.name} latest", "latest grid"))
+        if run.posthoc is not None:
+            what, png = run.posthoc
+            figs.append(figure(png, "image/png", f"{run.name} post-hoc EMA", f"{what}, on the latest grid's latents"))
         body = f'<div class="samples">{"".join(figs)}</div>' if figs else '<p class="note">No sample grids in samples/.</p>'
         parts.append(f"<h3>{html.escape(run.name)}</h3>{body}")
     return section("samples", "Samples", "".join(parts))

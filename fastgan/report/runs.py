@@ -29,6 +29,7 @@ class Run:
     latest_png: bytes | None
     timeline: bytes | None  # the GIF's bytes
     notes: list[str] = field(default_factory=list)  # what could not be read, said on the page
+    posthoc: tuple[str, bytes] | None = None  # with --sigma-rel: (what was rebuilt, its grid on latest.png's latents)
 
 
 @dataclass

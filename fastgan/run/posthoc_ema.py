@@ -246,6 +246,17 @@ def reconstruct_generator(path: Path, sigma_rel: float, device: torch.device) ->
     return cfg, G, f"{run_dir} (post-hoc EMA, {plan.describe()})", plan
 
 
+def load_g_ema(path: Path, sigma_rel: float | None, device: torch.device) -> tuple[Config, nn.Module, str]:
+    """(config, G, description): the G_ema of a run, checkpoint or safetensors file (on the CPU),
+    or with `sigma_rel` the one rebuilt from a run folder's snapshots (on `device`)."""
+    from fastgan.run.generator import load_generator
+
+    if sigma_rel is None:
+        return load_generator(path)
+    cfg, G, where, _ = reconstruct_generator(path, sigma_rel, device)
+    return cfg, G, where
+
+
 def default_export(run_dir: Path, sigma_rel: float) -> Path:
     return run_dir / EXPORTS / f"s{sigma_text(sigma_rel)}" / "generator.safetensors"
 

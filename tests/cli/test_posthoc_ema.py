@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from fastgan.config import load_config
 from fastgan.run import checkpoint as ckpt
 from fastgan.run.generator import load_safetensors
 from fastgan.run.posthoc_ema import combine, list_snapshots, plan_reconstruction
@@ -73,6 +75,51 @@ def test_fastgan_ema_exports_a_generator_that_sample_loads(cli: CliRunner, tiny_
     assert code == 0 and (tmp_path / "x" / "config.toml").is_file(), text
     code, text = run(cli, "ema", out, "--sigma-rel", "0.07", "--out", out / "generator.safetensors")
     assert code == 2 and "run folder" in text, text
+
+
+def test_export_sigma_rel_writes_the_reconstruction_as_onnx(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    out = train(cli, tiny_config, tmp_path / "run", "train.phema_every=32")
+    assert run(cli, "ema", out, "--sigma-rel", "0.07")[0] == 0
+    for source, onnx, extra in (
+        (out, "posthoc.onnx", ["--sigma-rel", "0.07"]),
+        (out / "posthoc-ema" / "s0.070" / "generator.safetensors", "exported.onnx", []),
+        (out, "own.onnx", []),
+    ):
+        code, text = run(cli, "export", source, "--onnx", tmp_path / onnx, *extra)
+        assert code == 0, text
+    assert "post-hoc EMA, sigma_rel 0.070" in run(cli, "export", out, "--onnx", tmp_path / "again.onnx", "--sigma-rel", "0.07")[1]
+    z = {"z": torch.randn(4, load_config(out / "config.toml").model.z_dim).numpy()}
+    images = {}
+    for name in ("posthoc.onnx", "exported.onnx", "own.onnx"):
+        images[name] = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, z)[0]
+    assert abs(images["posthoc.onnx"] - images["exported.onnx"]).max() < 1e-4  # what `fastgan ema` rebuilds
+    assert abs(images["posthoc.onnx"] - images["own.onnx"]).max() > 1e-3  # not the run's own G_ema
+    code, text = run(cli, "export", out, "--onnx", tmp_path / "bad.onnx", "--sigma-rel", "0.5")
+    assert code == 2 and "must be in (0, 0.289]" in text and not (tmp_path / "bad.onnx").exists(), text
+
+
+def test_report_sigma_rel_shows_the_rebuilt_g_ema_beside_the_latest_grid(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    out = train(cli, tiny_config, tmp_path / "run", "train.phema_every=32")
+    code, text = run(cli, "report", out, "--sigma-rel", "0.07", "--out", tmp_path / "r.html")
+    assert code == 0, text
+    page = (tmp_path / "r.html").read_text()
+    assert "post-hoc EMA, sigma_rel 0.070 at 128 images, on the latest grid&#x27;s latents" in page
+    grids = re.findall(r'alt="run (latest|post-hoc EMA)" src="data:image/png;base64,([^"]+)"', page)
+    images = {name: Image.open(io.BytesIO(base64.b64decode(data))) for name, data in grids}
+    assert set(images) == {"latest", "post-hoc EMA"}
+    latest, rebuilt = (np.asarray(images[k]) for k in ("latest", "post-hoc EMA"))
+    assert latest.shape == rebuilt.shape and not np.array_equal(latest, rebuilt)  # same latents, other weights
+    plain = train(cli, tiny_config, tmp_path / "plain")  # no snapshots: refused, naming the run, nothing written
+    code, text = run(cli, "report", out, plain, "--sigma-rel", "0.07", "--out", tmp_path / "r2.html")
+    assert code == 2 and "no post-hoc EMA snapshots" in text and str(plain) in text and not (tmp_path / "r2.html").exists(), text
 
 
 def test_ema_refusals_are_one_line(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
