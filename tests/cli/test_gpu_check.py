@@ -95,14 +95,15 @@ def test_a_stage_out_of_time_gets_sigint_first_then_sigkill_after_the_grace(chec
     gpu_check, c = check
     script = tmp_path / "fake_stage.py"
     script.write_text(FAKE_STAGE)
-    t0 = time.monotonic()
     # Room to spare for the polite one: on a loaded machine its start and its exit can each take
     # seconds, and a SIGINT before its handler exists, or a grace too short, is not what is tested.
     polite = c.run([sys.executable, str(script), "polite"], timeout=10, grace=3)
-    assert polite.rc == 130 and polite.stopped == "SIGINT" and time.monotonic() - t0 < 10  # it ended in the grace: no SIGKILL
+    assert polite.rc == 130 and polite.stopped == "SIGINT"  # it ended in the grace: no SIGKILL
     t0 = time.monotonic()
     stubborn = c.run([sys.executable, str(script), "ignore"], timeout=4)
-    assert stubborn.stopped == "SIGINT, then SIGKILL" and stubborn.rc == -9 and 3.9 < time.monotonic() - t0 < 8
+    # Not before its budget; the upper bound only catches a kill that never came (it would run
+    # forever), with room for a machine under load (a full suite beside a benchmark took > 8 s).
+    assert stubborn.stopped == "SIGINT, then SIGKILL" and stubborn.rc == -9 and 3.9 < time.monotonic() - t0 < 30
     log = (c.out / "log.txt").read_text()
     assert "SIGINT after 7 s (stage budget); SIGKILL in 3 s unless it ends" in log
     assert "SIGINT after 3 s (stage budget); SIGKILL in 1 s unless it ends" in log
