@@ -51,7 +51,7 @@ def comments(path: Path) -> dict[tuple[str, str], str]:
                 continue
             line = lines[item.lineno - 1]
             text = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-            above = []
+            above: list[str] = []
             i = item.lineno - 2
             while i >= 0 and lines[i].strip().startswith("#"):
                 above.insert(0, lines[i].strip().lstrip("#").strip())
@@ -111,7 +111,7 @@ def render() -> str:
         if shared:
             first.setdefault(section_cls, table)
         if section_cls is not None and doc and not doc.startswith(section_cls.__name__ + "("):
-            cls_doc = " ".join(section_cls.__doc__.split()).removeprefix(f"`[{table}]`: ")
+            cls_doc = " ".join(doc.split()).removeprefix(f"`[{table}]`: ")
             cls_doc = cls_doc[:1].upper() + cls_doc[1:]
             parts.append(f"{cls_doc}\n")
         parts.append("| key | default | allowed | what it does |\n|---|---|---|---|")
