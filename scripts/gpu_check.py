@@ -102,8 +102,9 @@ class Check:
         saves a checkpoint), and SIGKILL at `timeout`, with its whole process group."""
         self.say("$ " + " ".join(cmd))
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env or self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
+            cmd, cwd=REPO, env=env or self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=default_sigint,
+        )  # fmt: skip
         grace = min(self.grace_s, timeout / 4) if grace is None else min(grace, timeout / 2)
         soft, hard = time.monotonic() + timeout - grace, time.monotonic() + timeout
         stopped = ""
@@ -397,6 +398,14 @@ class Check:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def default_sigint() -> None:
+    """In the stage's process, before exec: SIGINT back to its default. A check started in the
+    background by a shell without job control (`cmd &` in a script, nohup) has SIGINT ignored,
+    children inherit an ignored signal across exec, and Python then never turns SIGINT into
+    KeyboardInterrupt: the stage would get SIGKILL without writing its report."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -97,7 +97,15 @@ def test_a_stage_out_of_time_gets_sigint_first_then_sigkill_after_the_grace(chec
     script.write_text(FAKE_STAGE)
     # Room to spare for the polite one: on a loaded machine its start and its exit can each take
     # seconds, and a SIGINT before its handler exists, or a grace too short, is not what is tested.
-    polite = c.run([sys.executable, str(script), "polite"], timeout=10, grace=3)
+    # Started as `cmd &` from a script (no job control), the check has SIGINT ignored, and an
+    # ignored signal is inherited across exec: the stage must still get SIGINT as an interrupt.
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        polite = c.run([sys.executable, str(script), "polite"], timeout=10, grace=3)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert polite.rc == 130 and polite.stopped == "SIGINT"  # it ended in the grace: no SIGKILL
     t0 = time.monotonic()
     stubborn = c.run([sys.executable, str(script), "ignore"], timeout=4)
