@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import re
 import statistics
@@ -289,6 +290,9 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_info(), "threads": torch.get_num_threads(), "torch": torch.__version__, "accelerate": accelerate.__version__,
         "python": platform.python_version(), "git_commit": commit, "date": time.strftime("%Y-%m-%d %H:%M"),
         "device": "cuda" if torch.cuda.is_available() else "cpu", "feature_net": FEATURE_NET_ID,
+        # an AVX2-only CPU is reproduced with these two (docs/benchmarks.md): record whether they were set
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
     }  # fmt: skip
 
 
