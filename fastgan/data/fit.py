@@ -63,7 +63,8 @@ def fit_array(images: np.ndarray, channels: int, resolution: int) -> np.ndarray:
 
     out = np.empty((n, c, resolution, resolution), dtype=np.uint8)
     for start in range(0, n, 4096):  # chunks bound the float32 copy's memory
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + 4096])).float()
+        # a copy straight to float32: the source may be a read-only memory map (from_numpy would warn)
+        chunk = torch.tensor(images[start : start + 4096], dtype=torch.float32)
         resized = F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
         out[start : start + 4096] = resized.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
