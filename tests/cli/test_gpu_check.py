@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,8 +100,6 @@ def test_a_stage_out_of_time_gets_sigint_first_then_sigkill_after_the_grace(chec
     # seconds, and a SIGINT before its handler exists, or a grace too short, is not what is tested.
     # Started as `cmd &` from a script (no job control), the check has SIGINT ignored, and an
     # ignored signal is inherited across exec: the stage must still get SIGINT as an interrupt.
-    import signal
-
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         polite = c.run([sys.executable, str(script), "polite"], timeout=10, grace=3)
