@@ -171,7 +171,8 @@ class TrainConfig:
     warn_grad_norm: float = 100.0  # ganhacks: a mean gradient norm above this (per log interval) is a failure signal
     # Images of steps with a non-finite loss (or gradients outside fp16, or weights) in a row before
     # the run stops with exit code 3; -1 = one log interval. Checked at log intervals, so a diverged
-    # run stops within two of them (fastgan.run.guard).
+    # run stops within two of them; a run that ends inside a streak of over half its images stops
+    # the same way (fastgan.run.guard).
     nonfinite_budget: int = -1
     # Seconds one stage of a multi-process run may last before fastgan ends it as stalled, with one
     # line and exit 5 (fastgan.run.peers): above the longest legitimate one (in-training eval on the

@@ -9,7 +9,9 @@ a non-finite loss, or non-finite gradients outside fp16 (under fp16 a skip is an
 the loss scale absorbs). An interval that ends with non-finite weights counts whole. A clean
 interval ends the streak. A streak longer than `train.nonfinite_budget` images (default: one
 log interval) stops the run with `Diverged` (exit code 3): a diverged run stops within two log
-intervals.
+intervals. A run that ends inside a streak covering more than half of the images it trained in
+this session stops the same way: one shorter than the budget would otherwise say "done" having
+skipped nearly every step.
 
 While a streak is open, and at a checkpoint that follows bad steps not yet read, `protect_up_to`
 is the nimg where the trouble may have begun: pruning then keeps the newest checkpoint at or
@@ -42,6 +44,7 @@ class DivergenceGuard:
         self.streak = 0  # images of bad steps in a row, at log granularity
         self.since: int | None = None  # nimg of the last read before the streak began
         self.last_read = trainer.cur_nimg
+        self.session_start = trainer.cur_nimg  # where this process began (a resume's checkpoint)
 
     def add_weight_flags(self) -> None:
         """Before the log interval's read: 1.0 where G's or D's weights hold inf/NaN (device side).
@@ -67,8 +70,9 @@ class DivergenceGuard:
         skipped = 0.0 if self.fp16 else values.get(f"skipped_{net}_total", 0.0)
         return max(values.get(f"nonfinite_loss_{net}_total", 0.0), skipped)
 
-    def update(self, values: dict[str, float], cur_nimg: int) -> None:
-        """After each log read: extend or end the streak; raise Diverged past the budget."""
+    def update(self, values: dict[str, float], cur_nimg: int, final: bool = False) -> None:
+        """After each log read: extend or end the streak; raise Diverged past the budget, or at
+        the end of the run when the streak is more than half of what this session trained."""
         cfg = self.trainer.cfg
         start, self.last_read = self.last_read, cur_nimg
         weights = [net for net in ("G", "D") if values.get(f"nonfinite_weights_{net}_max", 0.0) > 0]
@@ -83,8 +87,13 @@ class DivergenceGuard:
         if self.since is None:
             self.since = start
         self.streak += bad
-        if self.streak > self.budget:
+        if self.streak > self.budget or (final and 2 * self.streak > cur_nimg - self.session_start):
             raise Diverged(self.message(values, cur_nimg, weights) if self.trainer.accelerator.is_main_process else "")
+
+    def limit_text(self, cur_nimg: int) -> str:
+        if self.streak > self.budget:
+            return f"train.nonfinite_budget = {self.budget:,}"
+        return f"the run ended inside it: more than half of the {cur_nimg - self.session_start:,} images it trained"
 
     def message(self, values: dict[str, float], cur_nimg: int, weights: list[str]) -> str:
         cfg = self.trainer.cfg
@@ -110,5 +119,5 @@ class DivergenceGuard:
         )
         return (
             f"training diverged at {cur_nimg:,} images: {' and '.join(what)} were non-finite for {self.streak:,} images in a row "
-            f"(train.nonfinite_budget = {self.budget:,}); likely cause: {cause}. Nothing non-finite was saved; {good}"
+            f"({self.limit_text(cur_nimg)}); likely cause: {cause}. Nothing non-finite was saved; {good}"
         )

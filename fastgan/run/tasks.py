@@ -70,7 +70,7 @@ class LogStats:
         values.update(trainer.schedules.values(trainer.cur_nimg))  # [schedule]'s values here (host arithmetic)
         self.last_time, self.last_nimg = now, trainer.cur_nimg
         self.reporter.log(trainer.cur_nimg, values, failure_warnings(values, trainer.cfg))
-        self.guard.update(values, trainer.cur_nimg)  # raises Diverged past train.nonfinite_budget
+        self.guard.update(values, trainer.cur_nimg, final)  # raises Diverged past train.nonfinite_budget
 
 
 class RefreshStatistics:

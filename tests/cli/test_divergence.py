@@ -53,6 +53,18 @@ def test_a_run_that_diverges_from_the_start_saves_nothing(cli: CliRunner, tiny_c
     assert not (out / "generator.safetensors").exists() or not ckpt.nonfinite_tensors(load_file(str(out / "generator.safetensors")))
 
 
+def test_a_run_shorter_than_the_budget_that_skips_nearly_every_step_is_not_done(cli: CliRunner, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    # One log interval longer than the run: the budget is never crossed, but the run ends inside the streak.
+    sets = ["--set", "optim.D.lr=1e6", "--set", "optim.G.lr=1e6", "--set", "train.total_images=512", "--set", "train.log_every=4096"]
+    code, text = run(cli, "train", tiny_config, "--out", out, *sets)
+    assert code == 3, text
+    [line] = [x for x in text.splitlines() if x.startswith("error:")]
+    assert "training diverged at 512 images" in line and "the run ended inside it" in line, line
+    assert "a learning rate far too high" in line
+    assert all(all_finite(p / "state.pt") for p in ckpt.list_checkpoints(out))
+
+
 @pytest.mark.parametrize("key", ["optim.G.lr=nan", "optim.D.lr=inf", "optim.G.betas=[0.5, nan]", "loss.r1_gamma=inf"])
 def test_nan_and_inf_settings_are_refused(cli: CliRunner, tiny_config: Path, tmp_path: Path, key: str) -> None:
     code, text = run(cli, "train", tiny_config, "--out", tmp_path / "run", "--set", key)
